@@ -1,0 +1,1 @@
+"""Agent service: runs the agent or pipeline a transcript asks for."""

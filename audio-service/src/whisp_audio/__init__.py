@@ -1,0 +1,1 @@
+"""Audio service: stores recordings and is the only publisher of RecordingCompleted."""

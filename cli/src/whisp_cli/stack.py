@@ -1,0 +1,132 @@
+"""`whisp up`: the whole stack as separate processes on this machine.
+
+Children run in their own sessions, so a terminal's Ctrl+C reaches only this
+supervisor, which then stops the services first (SIGTERM, so in-flight work
+finishes or stays pending) and Redis last, and leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from whisp_cli.redis_server import RedisServer, free_port
+
+STOP_TIMEOUT_S = 20.0
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    module: str
+    section: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def plan(workers: int, gateway_port: int) -> list[ServiceSpec]:
+    """The processes `whisp up` runs; only the gateway's port is fixed (it is the user's door)."""
+    return [
+        ServiceSpec("audio", "whisp_audio", "audio", free_port()),
+        *(
+            ServiceSpec(
+                f"transcription-{i + 1}", "whisp_transcription", "transcription", free_port()
+            )
+            for i in range(workers)
+        ),
+        ServiceSpec("agents", "whisp_agent", "agents", free_port()),
+        ServiceSpec("gateway", "whisp_gateway", "web", gateway_port),
+    ]
+
+
+@dataclass
+class Stack:
+    specs: list[ServiceSpec]
+    redis_url: str | None = None
+    data_dir: Path = Path("data")
+    log_dir: Path | None = None
+    redis: RedisServer | None = None
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, timeout: float = 120.0) -> None:
+        if self.redis_url is None:
+            self.redis = RedisServer(data_dir=self.data_dir / "redis", persist=True).start()
+            self.redis_url = self.redis.url
+        for spec in self.specs:
+            self.processes[spec.name] = self._spawn(spec)
+        self.wait_ready(timeout)
+
+    def _spawn(self, spec: ServiceSpec) -> subprocess.Popen[bytes]:
+        env = dict(os.environ)
+        prefix = f"WHISP_{spec.section.upper()}__"
+        env.update(
+            {
+                "REDIS_URL": str(self.redis_url),
+                f"{prefix}HOST": "127.0.0.1",
+                f"{prefix}PORT": str(spec.port),
+                "WHISP_AUDIO__DATA_DIR": str(self.data_dir / "audio"),
+            }
+        )
+        out = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            out = (self.log_dir / f"{spec.name}.log").open("ab")
+        return subprocess.Popen(
+            [sys.executable, "-m", spec.module],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float) -> None:
+        pending = {spec.name: spec for spec in self.specs}
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=1.0) as client:
+            while pending:
+                self.raise_if_dead()
+                for name, spec in list(pending.items()):
+                    try:
+                        if client.get(f"{spec.url}/readyz").status_code == 200:
+                            del pending[name]
+                    except httpx.HTTPError:
+                        pass
+                if time.monotonic() > deadline:
+                    raise StackError(f"not ready after {timeout:.0f}s: {', '.join(pending)}")
+                time.sleep(0.2)
+
+    def raise_if_dead(self) -> None:
+        for name, proc in self.processes.items():
+            code = proc.poll()
+            if code is not None:
+                raise StackError(f"{name} exited with code {code}")
+
+    def stop(self) -> None:
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for proc in self.processes.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.processes.clear()
+        if self.redis is not None:
+            self.redis.close()
+            self.redis = None
+
+
+class StackError(RuntimeError):
+    pass

@@ -1,0 +1,1 @@
+"""Gateway: the one door for browsers and services."""

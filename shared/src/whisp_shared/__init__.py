@@ -1,0 +1,1 @@
+"""Pieces every WhisPTT service shares: events, the bus, config, logging."""

@@ -1,0 +1,145 @@
+"""Typed, versioned events that travel between services on Redis Streams.
+
+Every event is validated where it is published and again where it is read, so a
+producer bug surfaces as a clear validation error instead of a silent drop.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+SCHEMA_VERSION = 1
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class EventBase(BaseModel):
+    """Fields every event carries, so any consumer can route, trace and dedupe it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: int = SCHEMA_VERSION
+    event_id: str = Field(default_factory=new_id)
+    recording_id: str = Field(min_length=1, max_length=128)
+    user_id: str = Field(min_length=1, max_length=128)
+    trace_id: str = Field(default_factory=new_id)
+    created_at: datetime = Field(default_factory=utc_now)
+
+    def follow_up(self) -> dict[str, str]:
+        """Identity fields a reaction to this event inherits (same recording, user, trace)."""
+        return {
+            "recording_id": self.recording_id,
+            "user_id": self.user_id,
+            "trace_id": self.trace_id,
+        }
+
+
+class FailureFields(BaseModel):
+    """What a person (or a program) needs to act on a failure."""
+
+    code: str = Field(min_length=1, max_length=64)
+    message: str
+    retryable: bool = False
+
+
+class RecordingCompleted(EventBase):
+    """Audio is stored and ready to transcribe; the bytes stay behind `audio_uri`."""
+
+    type: Literal["recording.completed"] = "recording.completed"
+    audio_uri: str
+    content_type: str = "audio/wav"
+    duration_s: float | None = Field(default=None, ge=0)
+    language: str | None = None
+    agent_id: str | None = None
+    pipeline: str | None = None
+    session_id: str | None = None
+    word_timestamps: bool = False
+    prompt: str | None = None
+
+
+class Word(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    start: float
+    end: float
+    word: str
+    probability: float | None = None
+
+
+class Segment(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    start: float
+    end: float
+    text: str
+    words: list[Word] | None = None
+
+
+class TranscriptReady(EventBase):
+    type: Literal["transcript.ready"] = "transcript.ready"
+    text: str
+    is_empty: bool = False
+    language: str | None = None
+    segments: list[Segment] = Field(default_factory=list)
+    engine: str
+    model: str
+    audio_duration_s: float = Field(ge=0)
+    processing_s: float = Field(ge=0)
+    real_time_factor: float = Field(ge=0)
+    agent_id: str | None = None
+    pipeline: str | None = None
+    session_id: str | None = None
+
+    @property
+    def wants_agent(self) -> bool:
+        return bool(self.agent_id or self.pipeline)
+
+
+class TranscriptionFailed(EventBase, FailureFields):
+    type: Literal["transcription.failed"] = "transcription.failed"
+
+
+class TokenUsage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    requests: int = Field(default=0, ge=0)
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    total_tokens: int = Field(default=0, ge=0)
+
+
+class AgentResponded(EventBase):
+    type: Literal["agent.responded"] = "agent.responded"
+    agent_id: str
+    output: str
+    pipeline: str | None = None
+    session_id: str | None = None
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+
+
+class AgentFailed(EventBase, FailureFields):
+    type: Literal["agent.failed"] = "agent.failed"
+    agent_id: str | None = None
+    pipeline: str | None = None
+
+
+Event = Annotated[
+    RecordingCompleted | TranscriptReady | TranscriptionFailed | AgentResponded | AgentFailed,
+    Field(discriminator="type"),
+]
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def parse_event(data: bytes | str) -> Event:
+    """Validate JSON into the concrete event type named by its `type` field."""
+    return EVENT_ADAPTER.validate_json(data)

@@ -1,0 +1,103 @@
+"""What every service's HTTP face has in common: ops routes and the process runner.
+
+Each service builds its app with `create_app()`; connections open in the lifespan,
+never at import time. Uvicorn turns SIGTERM/SIGINT into a lifespan shutdown, in
+which the bus stops reading and lets in-flight handlers finish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import uvicorn
+from fastapi import APIRouter, FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+
+from whisp_shared.bus import EventBus
+from whisp_shared.config import LoggingSettings, SectionSettings
+from whisp_shared.logs import configure_logging
+
+ReadyCheck = Callable[[], Awaitable[bool]]
+
+
+class ServiceSettings(SectionSettings):
+    """Listening address shared by every service section."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, bool] = Field(default_factory=dict)
+
+
+def ops_router(checks: Mapping[str, ReadyCheck]) -> APIRouter:
+    """`/healthz` (the process answers), `/readyz` (its dependencies answer), `/metrics`."""
+    router = APIRouter(tags=["ops"])
+
+    @router.get("/healthz")
+    async def healthz() -> Health:
+        return Health(status="ok")
+
+    @router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+    async def readyz() -> JSONResponse:
+        results = {name: await check() for name, check in checks.items()}
+        ready = all(results.values())
+        body = Health(status="ready" if ready else "not ready", checks=results)
+        return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def create_service_app(
+    title: str,
+    bus: EventBus,
+    *,
+    lifespan: Lifespan | None = None,
+    checks: Mapping[str, ReadyCheck] | None = None,
+) -> FastAPI:
+    """A FastAPI app whose lifespan starts the bus (then `lifespan`) and stops both in reverse.
+
+    `/readyz` checks Redis plus any extra `checks` (a model loaded, a registry valid).
+    """
+
+    @asynccontextmanager
+    async def run(app: FastAPI) -> AsyncIterator[None]:
+        await bus.start()
+        try:
+            if lifespan is None:
+                yield
+            else:
+                async with lifespan(app):
+                    yield
+        finally:
+            await bus.stop()
+
+    app = FastAPI(title=title, lifespan=run)
+    app.state.bus = bus
+    app.include_router(ops_router({"redis": bus.ping, **(checks or {})}))
+    return app
+
+
+def serve(service: str, factory: str, settings: ServiceSettings) -> None:
+    """Run `factory` (a 'module:function' path) under uvicorn with our JSON logging."""
+    configure_logging(service, LoggingSettings())
+    uvicorn.run(
+        factory,
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=30,
+    )

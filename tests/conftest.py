@@ -1,0 +1,34 @@
+"""Session fixtures: one private redis-server per test session, flushed between tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from redis.asyncio import Redis
+
+from whisp_cli.redis_server import RedisServer
+from whisp_shared.config import BusSettings
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server on a free port; never the machine's own 6379."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_server.url)
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def bus_settings(redis_server: RedisServer, redis: Redis) -> BusSettings:
+    """Fast reclaim so failure paths run in a second, not half a minute."""
+    return BusSettings(
+        redis_url=redis_server.url, claim_idle_ms=400, max_deliveries=3, read_block_ms=100
+    )

@@ -1,0 +1,1 @@
+"""Transcription workers: RecordingCompleted in, TranscriptReady/TranscriptionFailed out."""
