@@ -75,6 +75,8 @@ class Stack:
                 f"{prefix}HOST": "127.0.0.1",
                 f"{prefix}PORT": str(spec.port),
                 "WHISP_AUDIO__DATA_DIR": str(self.data_dir / "audio"),
+                # Workers read recordings straight from the audio service's folder.
+                "WHISP_TRANSCRIPTION__AUDIO_DIR": str(self.data_dir / "audio"),
             }
         )
         out = None

@@ -122,14 +122,23 @@ class EventBus:
             raise RuntimeError("EventBus.start() has not run")
         return self._redis
 
+    async def connect(self) -> None:
+        """Open the connection and create the groups, without consuming yet."""
+        if self._redis is None:
+            self._redis = await self.broker.connect()
+            for consumer in self._consumers:
+                await self.ensure_group(consumer.stream, consumer.group)
+
     async def start(self) -> None:
-        self._redis = await self.broker.connect()
-        for consumer in self._consumers:
-            await self.ensure_group(consumer.stream, consumer.group)
+        """Connect (if needed) and start consuming."""
+        await self.connect()
         await self.broker.start()
 
     async def stop(self) -> None:
-        """Stop reading; in-flight handlers get `graceful_timeout_s`, the rest stays pending."""
+        """Stop reading; in-flight handlers get `graceful_timeout_s`, the rest stays pending.
+        Safe to call twice."""
+        if self._redis is None:
+            return
         await self.broker.stop()
         self._redis = None
 
@@ -147,6 +156,18 @@ class EventBus:
         except Exception as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+
+    async def group_lag(self, stream: str, group: str) -> int:
+        """Entries of `stream` the group has not finished: never delivered plus pending."""
+        for info in await self.redis.xinfo_groups(stream):
+            if info["name"].decode() != group:
+                continue
+            lag = info.get("lag")
+            if lag is None:  # Redis < 7 has no lag field: count what follows the cursor
+                last = info["last-delivered-id"].decode()
+                lag = len(await self.redis.xrange(stream, min=f"({last}", count=100_000) or [])
+            return int(lag) + int(info["pending"])
+        return 0
 
     async def publish(self, stream: str, event: EventBase) -> str:
         """XADD one event; returns its stream id."""
@@ -298,7 +319,8 @@ class _Delivery:
         )
 
     def _done_key(self, event: Event) -> str:
-        return f"whisp:done:{self.consumer.group}:{event.recording_id}"
+        """One result per recording, per group, per stream (a group may read several)."""
+        return f"whisp:done:{self.consumer.stream}:{self.consumer.group}:{event.recording_id}"
 
     async def _finish(
         self,
@@ -310,7 +332,9 @@ class _Delivery:
     ) -> None:
         consumer, settings = self.consumer, self.bus.settings
         done_key = (
-            self._done_key(event) if event else f"whisp:done:{consumer.group}:{self.entry_id}"
+            self._done_key(event)
+            if event
+            else f"whisp:done:{consumer.stream}:{consumer.group}:entry:{self.entry_id}"
         )
         out_data = (await encode_entry(output))[DATA_FIELD] if output is not None else b""
         await self.redis.eval(

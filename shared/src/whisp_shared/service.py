@@ -67,20 +67,23 @@ def create_service_app(
     lifespan: Lifespan | None = None,
     checks: Mapping[str, ReadyCheck] | None = None,
 ) -> FastAPI:
-    """A FastAPI app whose lifespan starts the bus (then `lifespan`) and stops both in reverse.
+    """A FastAPI app whose lifespan connects the bus, enters `lifespan` (load a model, open
+    clients: it may use `bus.redis`), and only then starts consuming; shutdown runs in reverse,
+    so consumers stop (in-flight work finishes or stays pending) before resources close.
 
     `/readyz` checks Redis plus any extra `checks` (a model loaded, a registry valid).
     """
 
     @asynccontextmanager
     async def run(app: FastAPI) -> AsyncIterator[None]:
-        await bus.start()
+        await bus.connect()
         try:
-            if lifespan is None:
-                yield
-            else:
-                async with lifespan(app):
+            async with lifespan(app) if lifespan else _nothing():
+                await bus.start()
+                try:
                     yield
+                finally:
+                    await bus.stop()
         finally:
             await bus.stop()
 
@@ -88,6 +91,11 @@ def create_service_app(
     app.state.bus = bus
     app.include_router(ops_router({"redis": bus.ping, **(checks or {})}))
     return app
+
+
+@asynccontextmanager
+async def _nothing() -> AsyncIterator[None]:
+    yield
 
 
 def serve(service: str, factory: str, settings: ServiceSettings) -> None:

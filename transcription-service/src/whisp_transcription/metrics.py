@@ -1,0 +1,26 @@
+"""Prometheus metrics of a transcription worker."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CLIPS = Counter("whisp_transcription_clips_total", "Clips transcribed.", ["engine", "model"])
+FAILURES = Counter(
+    "whisp_transcription_failures_total", "Clips that failed, by stable code.", ["code"]
+)
+PROCESSING_SECONDS = Histogram(
+    "whisp_transcription_processing_seconds",
+    "Fetch + decode + transcribe time per clip.",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64),
+)
+REAL_TIME_FACTOR = Histogram(
+    "whisp_transcription_real_time_factor",
+    "Processing time divided by audio duration.",
+    buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2),
+)
+AUDIO_SECONDS = Counter("whisp_transcription_audio_seconds_total", "Audio transcribed.")
+QUEUE_LAG = Gauge(
+    "whisp_transcription_queue_lag",
+    "Recordings waiting for a transcriber (entries not yet delivered plus pending).",
+)
+MODEL_LOADED = Gauge("whisp_transcription_model_loaded", "1 while the model is in memory.")
