@@ -1,16 +1,75 @@
-"""`create_app()` for the gateway."""
+"""`create_app()` for the gateway: REST, SSE, the OpenAI-compatible API and the web page."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 
+from whisp_gateway.api import events, openai_compat, recordings, session
+from whisp_gateway.hub import EventHub
+from whisp_gateway.persistence import persistence_consumers
+from whisp_gateway.ratelimit import Limit, RateLimiter
+from whisp_gateway.repository import Repository, open_repository
 from whisp_gateway.settings import GatewaySettings
+from whisp_gateway.upstream import AudioService, Upstream
 from whisp_shared.bus import EventBus
 from whisp_shared.config import BusSettings
+from whisp_shared.http_errors import install_error_handlers
 from whisp_shared.service import create_service_app
 
+WEB_DIR = Path(__file__).parent / "web"
 
-def create_app(settings: GatewaySettings | None = None, bus: EventBus | None = None) -> FastAPI:
+
+def create_app(
+    settings: GatewaySettings | None = None,
+    bus: EventBus | None = None,
+    repo: Repository | None = None,
+) -> FastAPI:
     settings = settings or GatewaySettings()
     bus = bus or EventBus(BusSettings())
-    app = create_service_app("WhisPTT gateway", bus)
+    repo = repo or open_repository(settings.database_url)
+    limit = Limit.parse(settings.rate_limit, settings.rate_burst)
+    token = settings.service_token.get_secret_value() if settings.service_token else None
+    for consumer in persistence_consumers(repo):
+        bus.consume(consumer)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await repo.create_schema()
+        hub = EventHub(bus.redis, block_ms=bus.settings.read_block_ms)
+        await hub.start()
+        app.state.hub = hub
+        app.state.limiter = RateLimiter(bus.redis, limit)
+        app.state.audio = AudioService(settings.audio_service_url, token)
+        app.state.agents = Upstream(settings.agent_service_url, "agent", token)
+        try:
+            yield
+        finally:
+            await hub.stop()
+            await app.state.audio.aclose()
+            await app.state.agents.aclose()
+            await repo.close()
+
+    app = create_service_app(
+        "WhisPTT gateway", bus, lifespan=lifespan, checks={"database": repo.ping}
+    )
     app.state.settings = settings
+    app.state.repo = repo
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+        )
+    for module in (session, events, recordings, openai_compat):
+        app.include_router(module.router)
+    app.mount("/", StaticFiles(directory=settings.static_dir or WEB_DIR, html=True), name="web")
     return app

@@ -1,8 +1,9 @@
 """The `web:` section of config.yaml (the gateway serves the web UI and the REST API)."""
 
+from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 
 from whisp_shared.service import ServiceSettings
 
@@ -12,4 +13,26 @@ class GatewaySettings(ServiceSettings):
 
     port: int = Field(default=8000, ge=0, le=65535)
     session_secret: SecretStr = SecretStr("change-me")
-    """Signs browser sessions; WHISP_WEB__SESSION_SECRET, refused as a placeholder in production."""
+    """Signs browser session cookies; WHISP_WEB__SESSION_SECRET, refused as a placeholder in
+    production."""
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///data/gateway.db",
+        validation_alias=AliasChoices("database_url", "DATABASE_URL", "WHISP_WEB__DATABASE_URL"),
+    )
+    """SQLite (WAL) by default; `postgresql://…` (DATABASE_URL) uses PostgreSQL."""
+    audio_service_url: str = "http://127.0.0.1:8001"
+    agent_service_url: str = "http://127.0.0.1:8003"
+    service_token: SecretStr | None = None
+    """Bearer token the gateway presents to the audio and agent services."""
+    cors_origins: list[str] = Field(default_factory=list)
+    rate_limit: str = "100/hour"
+    """Uploads and agent runs per user: `N/second|minute|hour|day`."""
+    rate_burst: int = Field(default=10, ge=1)
+    """Requests a user may make at once before the steady rate applies."""
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    wait_timeout_s: float = Field(default=60.0, gt=0)
+    """`?wait=true` and the OpenAI endpoint give up after this long (504)."""
+    cookie_secure: bool = False
+    """Set on HTTPS deployments so the session cookie never travels in clear text."""
+    static_dir: Path | None = None
+    """Serve the web UI from here instead of the packaged copy."""

@@ -9,11 +9,16 @@ TRANSCRIPTS: Final = "whisp:transcripts"
 RESPONSES: Final = "whisp:responses"
 """AgentResponded | AgentFailed; published by the agent service."""
 
+USER_EVENTS: Final = "whisp:user-events"
+"""Every event a user should see, in one order, after the gateway stored it; published only
+by the gateway's persistence group. Its ids are the SSE event ids (exact resume)."""
+
 TRANSCRIBERS_GROUP: Final = "transcribers"
 AGENTS_GROUP: Final = "agents"
+GATEWAY_GROUP: Final = "gateway"
 
 RESULT_STREAMS: Final = (TRANSCRIPTS, RESPONSES)
-"""What the gateway tails for its users (plain XREAD, every replica sees everything)."""
+"""Results the gateway persists (and forwards to USER_EVENTS)."""
 
 
 def dead_letter_stream(stream: str) -> str:

@@ -48,11 +48,14 @@ class StreamTail:
             ids[stream] = last[0][0].decode() if last else "0-0"
         return ids
 
-    async def read(self, positions: dict[str, str]) -> list[TailedEvent]:
-        """One blocking XREAD; advances `positions` in place past everything returned."""
+    async def read(self, positions: dict[str, str], block: bool = True) -> list[TailedEvent]:
+        """One XREAD (blocking up to `block_ms` unless `block` is False); advances `positions`
+        in place past everything returned."""
         response = cast(
             list[tuple[bytes, list[RawEntry]]] | None,
-            await self.redis.xread(cast(Any, positions), count=self.count, block=self.block_ms),
+            await self.redis.xread(
+                cast(Any, positions), count=self.count, block=self.block_ms if block else None
+            ),
         )
         out: list[TailedEvent] = []
         for raw_stream, entries in response or []:

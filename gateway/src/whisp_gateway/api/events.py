@@ -1,0 +1,50 @@
+"""`GET /api/events`: the caller's own events as SSE, resumable with `Last-Event-ID`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from whisp_gateway.auth import CurrentUser
+from whisp_gateway.dependencies import HubDep
+from whisp_gateway.hub import stream_id_key, valid_stream_id
+from whisp_shared.http_errors import http_error
+from whisp_shared.tail import TailedEvent
+
+router = APIRouter(prefix="/api", tags=["events"])
+
+
+def to_sse(item: TailedEvent) -> ServerSentEvent:
+    return ServerSentEvent(
+        id=item.entry_id, event=item.event.type, raw_data=item.event.model_dump_json()
+    )
+
+
+def resume_from(
+    last_event_id: Annotated[str | None, Header(max_length=64)] = None,
+) -> str | None:
+    if last_event_id is not None and not valid_stream_id(last_event_id):
+        raise http_error(400, "bad_last_event_id", "Last-Event-ID must be a stream id like 1-0")
+    return last_event_id
+
+
+@router.get("/events", response_class=EventSourceResponse)
+async def events(
+    user: CurrentUser,
+    hub: HubDep,
+    last_event_id: Annotated[str | None, Depends(resume_from)],
+) -> AsyncIterator[ServerSentEvent]:
+    """Live events of the caller only; heartbeats every 15 s; ids are Redis stream ids."""
+    async with hub.subscribe(user.id) as sub:
+        last = stream_id_key(last_event_id) if last_event_id else None
+        if last_event_id:
+            for item in await hub.replay(user.id, last_event_id):
+                last = stream_id_key(item.entry_id)
+                yield to_sse(item)
+        while (live := await sub.queue.get()) is not None:
+            if last is not None and stream_id_key(live.entry_id) <= last:
+                continue  # already sent during replay
+            yield to_sse(live)

@@ -1,0 +1,142 @@
+"""Submit audio, read and search transcripts, export them: always the caller's own."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from whisp_gateway.auth import CurrentUser
+from whisp_gateway.dependencies import AudioDep, HubDep, LimitedUser, RepoDep, SettingsDep
+from whisp_gateway.export import MEDIA_TYPES, Format, render
+from whisp_gateway.outcomes import Outcome, wait_for_transcript
+from whisp_gateway.repository.models import Status, Transcript, TranscriptPage, TranscriptQuery
+from whisp_gateway.upstream import SubmitOptions, Submitted
+from whisp_shared.http_errors import http_error
+
+router = APIRouter(prefix="/api", tags=["transcripts"])
+
+
+class SubmitResult(Submitted):
+    outcome: Outcome | None = None
+    """With `?wait=true`: the TranscriptReady or TranscriptionFailed event."""
+
+
+async def read_upload(file: UploadFile, limit: int) -> bytes:
+    """Read at most `limit` bytes; refuse (413) before buffering anything larger."""
+    chunks, size = [], 0
+    while chunk := await file.read(1 << 20):
+        size += len(chunk)
+        if size > limit:
+            raise http_error(
+                413, "upload_too_large", f"the file is larger than {limit // 2**20} MiB"
+            )
+        chunks.append(chunk)
+    if not size:
+        raise http_error(422, "empty_upload", "the uploaded file is empty")
+    return b"".join(chunks)
+
+
+async def submit_audio(
+    user_id: str,
+    file: UploadFile,
+    options: SubmitOptions,
+    wait: bool,
+    settings: SettingsDep,
+    audio: AudioDep,
+    hub: HubDep,
+) -> SubmitResult:
+    """Upload to the audio service; with `wait`, block until the transcript (or 504)."""
+    data = await read_upload(file, settings.max_upload_bytes)
+    name = file.filename or "audio"
+    content_type = file.content_type or "application/octet-stream"
+    async with hub.subscribe(user_id) as sub:
+        submitted = await audio.submit(user_id, data, name, content_type, options)
+        if not wait:
+            return SubmitResult(**submitted.model_dump())
+        outcome = await wait_for_transcript(sub, submitted.recording_id, settings.wait_timeout_s)
+    return SubmitResult(**submitted.model_dump(), outcome=outcome)
+
+
+@router.post("/recordings", status_code=201)
+async def create_recording(
+    user: LimitedUser,
+    settings: SettingsDep,
+    audio: AudioDep,
+    hub: HubDep,
+    file: Annotated[UploadFile, File(description="Audio: WAV, FLAC, MP3, OGG/Opus, WebM/Opus")],
+    agent_id: Annotated[str | None, Form(max_length=128)] = None,
+    pipeline: Annotated[str | None, Form(max_length=128)] = None,
+    session_id: Annotated[str | None, Form(max_length=128)] = None,
+    language: Annotated[str | None, Form(max_length=16)] = None,
+    prompt: Annotated[str | None, Form(max_length=2000)] = None,
+    word_timestamps: Annotated[bool, Form()] = False,
+    wait: Annotated[bool, Query(description="Block until the transcript is ready")] = False,
+) -> SubmitResult:
+    options = SubmitOptions(
+        agent_id=agent_id or None,
+        pipeline=pipeline or None,
+        session_id=session_id or None,
+        language=language or None,
+        prompt=prompt or None,
+        word_timestamps=word_timestamps,
+    )
+    return await submit_audio(user.id, file, options, wait, settings, audio, hub)
+
+
+@router.get("/transcripts")
+async def list_transcripts(
+    user: CurrentUser, repo: RepoDep, query: Annotated[TranscriptQuery, Query()]
+) -> TranscriptPage:
+    try:
+        return await repo.page(user.id, query)
+    except ValueError as exc:
+        raise http_error(400, "bad_cursor", str(exc)) from exc
+
+
+class ExportQuery(BaseModel):
+    format: Format = "jsonl"
+    q: str | None = None
+    agent_id: str | None = None
+    status: Status | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@router.get("/transcripts/export", response_class=StreamingResponse)
+async def export_transcripts(
+    user: CurrentUser, repo: RepoDep, params: Annotated[ExportQuery, Depends()]
+) -> StreamingResponse:
+    query = TranscriptQuery(
+        q=params.q,
+        agent_id=params.agent_id,
+        status=params.status,
+        since=params.since,
+        until=params.until,
+    )
+    filename = f"whisptt-transcripts.{params.format}"
+    return StreamingResponse(
+        render(repo.iterate(user.id, query), params.format),
+        media_type=MEDIA_TYPES[params.format],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get("/transcripts/{recording_id}")
+async def get_transcript(user: CurrentUser, repo: RepoDep, recording_id: str) -> Transcript:
+    found = await repo.get(user.id, recording_id)
+    if found is None:
+        raise http_error(404, "not_found", f"no transcript {recording_id!r} in your history")
+    return found
+
+
+@router.delete("/transcripts/{recording_id}", status_code=204)
+async def delete_transcript(
+    user: CurrentUser, repo: RepoDep, audio: AudioDep, recording_id: str
+) -> None:
+    if not await repo.delete(user.id, recording_id):
+        raise http_error(404, "not_found", f"no transcript {recording_id!r} in your history")
+    await audio.delete(user.id, recording_id)

@@ -1,0 +1,46 @@
+"""Log in with an API token (browser cookie), log out, and who am I."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, Field
+
+from whisp_gateway.auth import (
+    CurrentUser,
+    clear_session_cookie,
+    set_session_cookie,
+    single_user_mode,
+    unauthorized,
+)
+from whisp_gateway.dependencies import RepoDep, SettingsDep
+from whisp_gateway.repository.models import User
+
+router = APIRouter(prefix="/api", tags=["session"])
+
+
+class Login(BaseModel):
+    token: str = Field(min_length=8, max_length=256)
+
+
+class Me(BaseModel):
+    user: User
+    single_user: bool
+
+
+@router.post("/login")
+async def login(body: Login, response: Response, repo: RepoDep, settings: SettingsDep) -> Me:
+    user = await repo.user_for_token(body.token)
+    if user is None:
+        raise unauthorized("this API token is not valid")
+    set_session_cookie(response, settings, user)
+    return Me(user=user, single_user=False)
+
+
+@router.post("/logout", status_code=204)
+async def logout(response: Response) -> None:
+    clear_session_cookie(response)
+
+
+@router.get("/me")
+async def me(user: CurrentUser, repo: RepoDep, settings: SettingsDep) -> Me:
+    return Me(user=user, single_user=await single_user_mode(settings, repo))

@@ -1,0 +1,89 @@
+"""Who is calling: API tokens, browser session cookies, and loopback single-user mode.
+
+- Services send `Authorization: Bearer <token>` (tokens from `whisp users add`).
+- Browsers log in once with a token and then carry an HttpOnly, SameSite=Strict cookie
+  holding the signed user id (the token itself never sits in the browser).
+- With no users at all and a gateway bound to loopback, everyone is the single local
+  user, so `make run` needs no login; the first `whisp users add` ends that mode.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Response, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from whisp_gateway.repository import Repository
+from whisp_gateway.repository.models import User
+from whisp_gateway.settings import GatewaySettings
+from whisp_shared.netutil import is_loopback
+
+COOKIE = "whisp_session"
+SESSION_MAX_AGE_S = 30 * 24 * 3600
+LOCAL_USER = User(id="local", name="local")
+
+bearer = HTTPBearer(auto_error=False)
+
+
+def _serializer(settings: GatewaySettings) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(settings.session_secret.get_secret_value(), salt="session")
+
+
+def set_session_cookie(response: Response, settings: GatewaySettings, user: User) -> None:
+    response.set_cookie(
+        COOKIE,
+        _serializer(settings).dumps(user.id),
+        max_age=SESSION_MAX_AGE_S,
+        httponly=True,
+        samesite="strict",
+        secure=settings.cookie_secure,
+    )
+
+
+def clear_session_cookie(response: Response) -> None:
+    response.delete_cookie(COOKIE, httponly=True, samesite="strict")
+
+
+def unauthorized(message: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        detail={"code": "unauthorized", "message": message},
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+async def current_user(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> User:
+    settings: GatewaySettings = request.app.state.settings
+    repo: Repository = request.app.state.repo
+    if credentials is not None:
+        user = await repo.user_for_token(credentials.credentials)
+        if user is not None:
+            return user
+        if await single_user_mode(settings, repo):
+            return LOCAL_USER  # any key works before the first user exists (OpenAI SDKs need one)
+        raise unauthorized("this API token is not valid")
+    cookie = request.cookies.get(COOKIE)
+    if cookie:
+        try:
+            user_id = _serializer(settings).loads(cookie, max_age=SESSION_MAX_AGE_S)
+        except (BadSignature, SignatureExpired):
+            raise unauthorized("your session has expired; log in again") from None
+        user = await repo.user_by_id(str(user_id))
+        if user is None:
+            raise unauthorized("this account no longer exists")
+        return user
+    if await single_user_mode(settings, repo):
+        return LOCAL_USER
+    raise unauthorized("log in with your API token (Authorization: Bearer …)")
+
+
+async def single_user_mode(settings: GatewaySettings, repo: Repository) -> bool:
+    return is_loopback(settings.host) and await repo.count_users() == 0
+
+
+CurrentUser = Annotated[User, Depends(current_user)]

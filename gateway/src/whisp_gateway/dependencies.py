@@ -1,0 +1,49 @@
+"""`Annotated` dependency aliases the routes use (and tests may override)."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from whisp_gateway.auth import CurrentUser
+from whisp_gateway.hub import EventHub
+from whisp_gateway.ratelimit import RateLimiter
+from whisp_gateway.repository import Repository
+from whisp_gateway.repository.models import User
+from whisp_gateway.settings import GatewaySettings
+from whisp_gateway.upstream import AudioService, Upstream
+from whisp_shared.http_errors import http_error
+
+
+def _state(name: str):  # type: ignore[no-untyped-def]
+    def get(request: Request) -> object:
+        return getattr(request.app.state, name)
+
+    return get
+
+
+SettingsDep = Annotated[GatewaySettings, Depends(_state("settings"))]
+RepoDep = Annotated[Repository, Depends(_state("repo"))]
+HubDep = Annotated[EventHub, Depends(_state("hub"))]
+AudioDep = Annotated[AudioService, Depends(_state("audio"))]
+AgentsDep = Annotated[Upstream, Depends(_state("agents"))]
+LimiterDep = Annotated[RateLimiter, Depends(_state("limiter"))]
+
+
+async def rate_limited(user: CurrentUser, limiter: LimiterDep) -> User:
+    """The caller, after taking one token from their bucket (429 + Retry-After when empty)."""
+    decision = await limiter.hit(user.id)
+    if not decision.allowed:
+        wait = max(1, math.ceil(decision.retry_after_s))
+        raise http_error(
+            429,
+            "rate_limited",
+            f"too many requests; try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+    return user
+
+
+LimitedUser = Annotated[User, Depends(rate_limited)]

@@ -1,0 +1,128 @@
+"""Fan the users' live stream out to the SSE connections of this replica.
+
+One XREAD loop per process reads `whisp:user-events` (no group: every replica sees
+every event) and hands each event to the queues of its owner's connections only.
+A connection that cannot keep up is dropped rather than allowed to grow memory; the
+browser reconnects with `Last-Event-ID` and `replay` fills the gap from Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+
+from whisp_shared.logs import get_logger
+from whisp_shared.streams import USER_EVENTS
+from whisp_shared.tail import StreamTail, TailedEvent
+
+log = get_logger(__name__)
+QUEUE_SIZE = 256
+REPLAY_SCAN_LIMIT = 10_000
+
+
+def stream_id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def valid_stream_id(entry_id: str) -> bool:
+    try:
+        stream_id_key(entry_id)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(eq=False)  # identity-hashed: each connection is its own subscription
+class Subscription:
+    user_id: str
+    queue: asyncio.Queue[TailedEvent | None] = field(
+        default_factory=lambda: asyncio.Queue(QUEUE_SIZE)
+    )
+    overflowed: bool = False
+
+
+class EventHub:
+    def __init__(self, redis: Redis, block_ms: int = 1000) -> None:
+        self.redis = redis
+        self.tail = StreamTail(redis, [USER_EVENTS], block_ms=block_ms)
+        self._subs: dict[str, set[Subscription]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def connections(self) -> int:
+        return sum(len(s) for s in self._subs.values())
+
+    async def start(self) -> None:
+        positions = await self.tail.latest_ids()
+        self._task = asyncio.create_task(self._run(positions))
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+        for subs in list(self._subs.values()):
+            for sub in list(subs):
+                self._close(sub)
+
+    async def _run(self, positions: dict[str, str]) -> None:
+        while True:
+            try:
+                for item in await self.tail.read(positions):
+                    self._dispatch(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis restarting: keep trying, never die
+                log.warning("user-events read failed; retrying", error=str(exc))
+                await asyncio.sleep(1.0)
+
+    def _dispatch(self, item: TailedEvent) -> None:
+        for sub in list(self._subs.get(item.event.user_id, ())):
+            try:
+                sub.queue.put_nowait(item)
+            except asyncio.QueueFull:
+                sub.overflowed = True
+                self._close(sub)
+                log.warning("slow SSE client dropped", user_id=sub.user_id)
+
+    def _close(self, sub: Subscription) -> None:
+        """End a connection's stream: its generator sees None and returns."""
+        self._unsubscribe(sub)
+        while sub.queue.full():
+            sub.queue.get_nowait()
+        sub.queue.put_nowait(None)
+
+    @asynccontextmanager
+    async def subscribe(self, user_id: str) -> AsyncIterator[Subscription]:
+        sub = Subscription(user_id)
+        self._subs[user_id].add(sub)
+        try:
+            yield sub
+        finally:
+            self._unsubscribe(sub)
+
+    def _unsubscribe(self, sub: Subscription) -> None:
+        subs = self._subs.get(sub.user_id)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subs[sub.user_id]
+
+    async def replay(self, user_id: str, after: str) -> list[TailedEvent]:
+        """The user's events after `after` (exclusive), straight from Redis."""
+        positions = {USER_EVENTS: after}
+        found: list[TailedEvent] = []
+        scanned = 0
+        while scanned < REPLAY_SCAN_LIMIT:
+            batch = await self.tail.read(positions, block=False)
+            if not batch:
+                break
+            scanned += len(batch)
+            found.extend(item for item in batch if item.event.user_id == user_id)
+        return found
