@@ -6,7 +6,7 @@ import json
 import httpx
 from redis.asyncio import Redis
 
-from tests.integration.bus_helpers import recording, transcript_for, wait_for
+from tests.integration.bus_helpers import recording, transcript_for
 from whisp_shared.bus import EventBus
 from whisp_shared.config import BusSettings
 from whisp_shared.streams import TRANSCRIPTS, USER_EVENTS
