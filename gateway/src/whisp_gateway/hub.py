@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
@@ -53,6 +53,7 @@ class EventHub:
         self.tail = StreamTail(redis, [USER_EVENTS], block_ms=block_ms)
         self._subs: dict[str, set[Subscription]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
+        self._running = False
 
     @property
     def connections(self) -> int:
@@ -60,19 +61,22 @@ class EventHub:
 
     async def start(self) -> None:
         positions = await self.tail.latest_ids()
+        self._running = True
         self._task = asyncio.create_task(self._run(positions))
 
     async def stop(self) -> None:
+        # A flag as well as cancel(): on Python 3.11 a cancel that lands as redis-py's
+        # wait_for completes is lost; the flag ends the loop after the current XREAD.
+        self._running = False
         if self._task:
             self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait([self._task], timeout=self.tail.block_ms / 1000 + 2)
         for subs in list(self._subs.values()):
             for sub in list(subs):
                 self._close(sub)
 
     async def _run(self, positions: dict[str, str]) -> None:
-        while True:
+        while self._running:
             try:
                 for item in await self.tail.read(positions):
                     self._dispatch(item)

@@ -32,6 +32,7 @@ from faststream.redis.annotations import RedisStreamMessage
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
 from whisp_shared.codec import DATA_FIELD, decode_entry, encode_entry
 from whisp_shared.config import BusSettings
@@ -114,7 +115,14 @@ class EventBus:
             logger=logging.getLogger("faststream"),
         )
         self._redis: Redis | None = None
+        self._finish: AsyncScript | None = None
         self._consumers: list[Consumer] = []
+
+    @property
+    def finish_script(self) -> AsyncScript:
+        if self._finish is None:
+            raise RuntimeError("EventBus.connect() has not run")
+        return self._finish
 
     @property
     def redis(self) -> Redis:
@@ -126,6 +134,7 @@ class EventBus:
         """Open the connection and create the groups, without consuming yet."""
         if self._redis is None:
             self._redis = await self.broker.connect()
+            self._finish = self._redis.register_script(_FINISH_LUA)  # EVALSHA, cached
             for consumer in self._consumers:
                 await self.ensure_group(consumer.stream, consumer.group)
 
@@ -337,23 +346,25 @@ class _Delivery:
             else f"whisp:done:{consumer.stream}:{consumer.group}:entry:{self.entry_id}"
         )
         out_data = (await encode_entry(output))[DATA_FIELD] if output is not None else b""
-        await self.redis.eval(
-            _FINISH_LUA,
-            5,
-            done_key,
-            consumer.output_stream,
-            consumer.stream,
-            self.errors_key,
-            dead_letter_stream(consumer.stream),
-            settings.done_ttl_s,
-            settings.stream_maxlen,
-            consumer.group,
-            self.entry_id,
-            out_data,
-            dead_letter or b"",
-            error,
-            deliveries,
-            "1" if dead_letter is not None else "",
+        await self.bus.finish_script(
+            keys=[
+                done_key,
+                consumer.output_stream,
+                consumer.stream,
+                self.errors_key,
+                dead_letter_stream(consumer.stream),
+            ],
+            args=[
+                settings.done_ttl_s,
+                settings.stream_maxlen,
+                consumer.group,
+                self.entry_id,
+                out_data,
+                dead_letter or b"",
+                error,
+                deliveries,
+                "1" if dead_letter is not None else "",
+            ],
         )
 
     async def _with_heartbeat(self, work: Awaitable[EventBase | None]) -> EventBase | None:
