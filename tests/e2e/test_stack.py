@@ -70,18 +70,24 @@ def test_up_brings_every_service_ready_and_ctrl_c_stops_all(tmp_path: Path, work
     try:
         banner = _read_until_up(proc)
         urls = re.findall(r"(http://127\.0\.0\.1:\d+/readyz)", banner)
-        names = re.findall(r"^\W*(audio|transcription-\d+|agents|gateway)\b", banner, re.M)
+        names = re.findall(
+            r"^\W*(audio|transcription-\d+|local-llm|agents|gateway)\b", banner, re.M
+        )
         pids = [int(p) for p in re.findall(r"^\W*\S+\s+\W*(\d+)\s", banner, re.M)]
         assert sorted(names) == sorted(
-            ["audio", "agents", "gateway", *(f"transcription-{i + 1}" for i in range(workers))]
-        )
-        assert len(urls) == workers + 3
+            [
+                "audio", "agents", "gateway", "local-llm",
+                *(f"transcription-{i + 1}" for i in range(workers)),
+            ]
+        )  # fmt: skip
+        assert len(urls) == workers + 4
         assert f"http://127.0.0.1:{port}/readyz" in urls
-        assert len(pids) == workers + 4, banner  # services + redis
+        assert len(pids) == workers + 5, banner  # services + redis
         for url in urls:
             response = httpx.get(url, timeout=5)
             assert response.status_code == 200, url
-            assert response.json()["checks"]["redis"] is True
+            checks = response.json()["checks"]
+            assert checks.get("redis", checks.get("model")) is True, (url, checks)
         assert all(_alive(pid) for pid in pids)
     finally:
         proc.send_signal(signal.SIGINT)

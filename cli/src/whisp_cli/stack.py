@@ -28,6 +28,8 @@ class ServiceSpec:
     module: str
     section: str
     port: int
+    env: tuple[tuple[str, str], ...] = ()
+    """Extra environment for this process only (e.g. where a sibling listens)."""
 
     @property
     def url(self) -> str:
@@ -35,18 +37,38 @@ class ServiceSpec:
 
 
 def plan(workers: int, gateway_port: int) -> list[ServiceSpec]:
-    """The processes `whisp up` runs; only the gateway's port is fixed (it is the user's door)."""
+    """The processes `whisp up` runs, each told where its siblings listen. Only the gateway's
+    port is fixed: it is the one door for people and the CLI.
+
+    `local-llm` is the offline default model server the agent service calls (it idles when
+    `agents.local_llm.enabled` is false)."""
+    audio, llm, agents = free_port(), free_port(), free_port()
+    gateway_url = f"http://127.0.0.1:{gateway_port}"
     return [
-        ServiceSpec("audio", "whisp_audio", "audio", free_port()),
+        ServiceSpec("audio", "whisp_audio", "audio", audio,
+                    env=(("WHISP_AUDIO__AUDIO_URI", "file"),)),
         *(
             ServiceSpec(
                 f"transcription-{i + 1}", "whisp_transcription", "transcription", free_port()
             )
             for i in range(workers)
         ),
-        ServiceSpec("agents", "whisp_agent", "agents", free_port()),
-        ServiceSpec("gateway", "whisp_gateway", "web", gateway_port),
-    ]
+        ServiceSpec("local-llm", "whisp_agent.local_llm", "agents__local_llm", llm),
+        ServiceSpec(
+            "agents", "whisp_agent", "agents", agents,
+            env=(
+                ("WHISP_AGENTS__LOCAL_LLM__PORT", str(llm)),
+                ("WHISP_AGENTS__GATEWAY__URL", gateway_url),
+            ),
+        ),
+        ServiceSpec(
+            "gateway", "whisp_gateway", "web", gateway_port,
+            env=(
+                ("WHISP_WEB__AUDIO_SERVICE_URL", f"http://127.0.0.1:{audio}"),
+                ("WHISP_WEB__AGENT_SERVICE_URL", f"http://127.0.0.1:{agents}"),
+            ),
+        ),
+    ]  # fmt: skip
 
 
 @dataclass
@@ -77,6 +99,9 @@ class Stack:
                 "WHISP_AUDIO__DATA_DIR": str(self.data_dir / "audio"),
                 # Workers read recordings straight from the audio service's folder.
                 "WHISP_TRANSCRIPTION__AUDIO_DIR": str(self.data_dir / "audio"),
+                "WHISP_AGENTS__DATA_DIR": str(self.data_dir / "agents"),
+                "WHISP_WEB__DATABASE_URL": f"sqlite+aiosqlite:///{self.data_dir / 'gateway.db'}",
+                **dict(spec.env),
             }
         )
         out = None

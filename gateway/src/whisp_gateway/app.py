@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
-from whisp_gateway.api import events, openai_compat, recordings, session
+from whisp_gateway.api import agents, events, openai_compat, recordings, session
 from whisp_gateway.hub import EventHub
 from whisp_gateway.persistence import persistence_consumers
 from whisp_gateway.ratelimit import Limit, RateLimiter
@@ -69,7 +69,7 @@ def create_app(
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         )
-    for module in (session, events, recordings, openai_compat):
+    for module in (session, events, recordings, agents, openai_compat):
         app.include_router(module.router)
     app.mount("/", StaticFiles(directory=settings.static_dir or WEB_DIR, html=True), name="web")
     return app

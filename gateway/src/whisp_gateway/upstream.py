@@ -52,6 +52,24 @@ class Upstream:
             raise self._error(response)
         return response
 
+    async def open_stream(
+        self, method: str, path: str, user_id: str, **kwargs: Any
+    ) -> httpx.Response:
+        """Start a streamed request; errors before the first byte keep their status."""
+        headers = {"X-Whisp-User": user_id, **kwargs.pop("headers", {})}
+        request = self.client.build_request(method, path, headers=headers, **kwargs)
+        try:
+            response = await self.client.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise http_error(
+                503, f"{self.name}_unavailable", f"the {self.name} service cannot be reached"
+            ) from exc
+        if response.status_code >= 400:
+            await response.aread()
+            await response.aclose()
+            raise self._error(response)
+        return response
+
     def _error(self, response: httpx.Response) -> HTTPException:
         try:
             body = response.json()

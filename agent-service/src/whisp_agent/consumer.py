@@ -1,0 +1,74 @@
+"""The bus side: a `TranscriptReady` that asks for an agent or a pipeline becomes one run,
+and its answer one `AgentResponded` (or, through the bus's failure path, an `AgentFailed`).
+
+Idempotency and acks are the bus's (`whisp_shared.bus`): the handler only returns the output
+event or raises an `AgentError`, whose `retryable` flag decides between "leave pending for a
+later delivery" (rate limits, upstream down) and "tell the user now" (unknown agent, bad key).
+The recording id is the run's idempotency key, so a redelivered run does not write its notes
+twice.
+"""
+
+from __future__ import annotations
+
+from whisp_agent.runtime import AgentRuntime, RunRequest
+from whisp_shared.bus import Consumer, Handler
+from whisp_shared.errors import PermanentError
+from whisp_shared.events import AgentFailed, AgentResponded, Event, FailureFields, TranscriptReady
+from whisp_shared.logs import get_logger
+from whisp_shared.streams import AGENTS_GROUP, RESPONSES, TRANSCRIPTS
+
+log = get_logger(__name__)
+
+
+def wants_agent(event: Event) -> bool:
+    return isinstance(event, TranscriptReady) and event.wants_agent and not event.is_empty
+
+
+def failure_event(event: Event, failure: FailureFields) -> AgentFailed:
+    agent_id = event.agent_id if isinstance(event, TranscriptReady) else None
+    pipeline = event.pipeline if isinstance(event, TranscriptReady) else None
+    return AgentFailed(
+        **event.follow_up(), **failure.model_dump(), agent_id=agent_id, pipeline=pipeline
+    )
+
+
+def make_handler(runtime: AgentRuntime) -> Handler:
+    async def handle(event: Event) -> AgentResponded:
+        if not isinstance(event, TranscriptReady):
+            raise PermanentError(f"cannot run an agent on {event.type}", code="bad_event")
+        target = event.pipeline or event.agent_id
+        assert target is not None  # wants_agent() filtered the rest
+        if event.pipeline and event.agent_id:
+            log.warning("both pipeline and agent_id set; running the pipeline",
+                        pipeline=event.pipeline, agent_id=event.agent_id)  # fmt: skip
+        outcome = await runtime.run(
+            RunRequest(
+                target=target,
+                text=event.text,
+                user_id=event.user_id,
+                session_id=event.session_id,
+                run_key=event.recording_id,
+            )
+        )
+        return AgentResponded(
+            **event.follow_up(),
+            agent_id=outcome.agent_id,
+            output=outcome.output,
+            pipeline=target if outcome.kind == "pipeline" else None,
+            session_id=event.session_id,
+            usage=outcome.usage,
+        )
+
+    return handle
+
+
+def agent_consumer(runtime: AgentRuntime, max_workers: int) -> Consumer:
+    return Consumer(
+        stream=TRANSCRIPTS,
+        group=AGENTS_GROUP,
+        output_stream=RESPONSES,
+        handler=make_handler(runtime),
+        on_failure=failure_event,
+        accepts=wants_agent,
+        max_workers=max_workers,
+    )

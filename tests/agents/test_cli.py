@@ -1,0 +1,133 @@
+"""`whisp agent …` / `whisp agents …` as a person runs them: the real CLI process against the
+real agent service process (its model a local chat-completions stand-in)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.agents.chat_stub import ChatStub, Reply
+from tests.agents.conftest import REGISTRY, write_registry
+from whisp_cli.redis_server import RedisServer, free_port
+
+WHISP = [sys.executable, "-m", "whisp_cli.main"]
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture
+def service(tmp_path: Path, redis_server: RedisServer, chat_stub: ChatStub) -> Iterator[str]:
+    port = free_port()
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "logging": {"level": "WARNING"},
+        "agents": {
+            "port": port,
+            "registry": [str(write_registry(tmp_path / "agents", REGISTRY))],
+            "default_provider": "stub",
+            "providers": {"stub": {"base_url": chat_stub.base_url, "model": "stub-model"}},
+            "data_dir": str(tmp_path / "data"),
+        },
+    }))  # fmt: skip
+    env = {**os.environ, "WHISP_CONFIG": str(config), "REDIS_URL": redis_server.url}
+    proc = subprocess.Popen([sys.executable, "-m", "whisp_agent"], env=env,
+                            start_new_session=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "agent service not ready"
+        time.sleep(0.1)
+    yield url
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=20)
+
+
+def whisp(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    return subprocess.run([*WHISP, *args], input=stdin, capture_output=True, text=True,
+                          env=env, timeout=60, check=False)  # fmt: skip
+
+
+def test_run_with_text_argument_streams_the_answer(service: str, chat_stub: ChatStub) -> None:
+    chat_stub.push(Reply(text="forty two"))
+    done = whisp("agent", "run", "expert", "what is six times seven", "--url", service)
+    assert done.returncode == 0, done.stderr
+    assert "expert: forty two" in done.stdout
+    assert "11 in / 7 out tokens" in done.stderr
+
+
+def test_run_from_stdin_without_streaming(service: str, chat_stub: ChatStub) -> None:
+    chat_stub.push(Reply(text="piped answer"))
+    done = whisp("agent", "run", "expert", "--no-stream", "--url", service, stdin="from a pipe\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "piped answer"
+    assert chat_stub.completions[-1].body["messages"][-1]["content"] == "from a pipe\n"
+
+
+def test_run_reports_service_errors_with_their_code(service: str, chat_stub: ChatStub) -> None:
+    done = whisp("agent", "run", "ghost", "hi", "--url", service)
+    assert done.returncode == 1
+    assert "unknown_agent (HTTP 404)" in done.stderr
+
+
+def test_chat_repl_remembers_and_shows_attributed_history(
+    service: str, chat_stub: ChatStub
+) -> None:
+    chat_stub.push(Reply(text="Hello Ann"), Reply(text="You are Ann"))
+    done = whisp("agent", "chat", "expert", "--url", service, "--session", "t1",
+                 stdin="I am Ann\nWho am I?\n/history\n/exit\n")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "expert: Hello Ann" in done.stdout and "expert: You are Ann" in done.stdout
+    sent = [m["content"] for m in chat_stub.completions[1].body["messages"]]
+    assert sent[-3:] == ["I am Ann", "Hello Ann", "Who am I?"]
+    history = done.stdout.split("you> ")[-2]  # what /history printed
+    assert "you: I am Ann" in " ".join(history.split())
+    assert "expert: Hello Ann" in " ".join(history.split())
+
+
+def test_agents_list(service: str) -> None:
+    done = whisp("agents", "list", "--url", service)
+    assert done.returncode == 0, done.stderr
+    assert "helper" in done.stdout and "pipeline three: stage_a → middle → stage_c" in done.stdout
+
+
+def test_validate_lists_every_problem_and_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("agents:\n  providers:\n    cloud: {base_url: 'http://127.0.0.1:9/v1'}\n")
+    monkeypatch.setenv("WHISP_CONFIG", str(config))
+    done = whisp("agents", "validate", str(ROOT / "tests/agents/broken_registry"))
+    assert done.returncode == 1
+    assert "invalid: 14 problem(s)" in done.stderr
+    assert "unknown tool 'serch_transcripts'" in done.stderr
+    assert "handoff cycle ping → pong → ping" in done.stderr
+
+
+def test_validate_accepts_the_shipped_registry() -> None:
+    done = whisp("agents", "validate", str(ROOT / "agent-service/agents"))
+    assert done.returncode == 0, done.stderr
+    assert "valid: 5 agent(s), 1 pipeline(s)" in done.stdout
+
+
+def test_validate_does_not_load_the_agent_sdk() -> None:
+    code = ("import sys, whisp_cli.main; from whisp_agent.registry import load_registry; "
+            "from whisp_agent.tools import builtin_tools; from whisp_agent.settings import "
+            "AgentSettings; print(sorted(m for m in ('agents', 'openai', 'faststream', "
+            "'llama_cpp') if m in sys.modules))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout  # fmt: skip
+    assert out.strip() == "[]"
