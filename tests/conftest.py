@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from redis.asyncio import Redis
 
 from whisp_cli.redis_server import RedisServer
 from whisp_shared.config import BusSettings
+
+if TYPE_CHECKING:
+    from whisp_transcription.engines.faster_whisper_engine import FasterWhisperEngine
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +36,15 @@ def bus_settings(redis_server: RedisServer, redis: Redis) -> BusSettings:
     return BusSettings(
         redis_url=redis_server.url, claim_idle_ms=400, max_deliveries=3, read_block_ms=100
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_engine() -> FasterWhisperEngine:
+    """tiny.en from the wheel, loaded once for the whole session (transcription and audio
+    tests share it; imported lazily so tests that never transcribe never load it)."""
+    from whisp_transcription.engines.faster_whisper_engine import FasterWhisperEngine
+    from whisp_transcription.settings import FasterWhisperSettings
+
+    engine = FasterWhisperEngine(FasterWhisperSettings())
+    engine.load()
+    return engine

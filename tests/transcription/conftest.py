@@ -1,4 +1,7 @@
-"""A transcription worker app running in-process against the session's real Redis."""
+"""A transcription worker app running in-process against the session's real Redis.
+
+`tiny_engine` lives in tests/conftest.py: the audio tests use the same loaded model.
+"""
 
 from __future__ import annotations
 
@@ -14,15 +17,7 @@ from whisp_shared.bus import EventBus
 from whisp_shared.config import BusSettings
 from whisp_transcription.app import create_app
 from whisp_transcription.engines.faster_whisper_engine import FasterWhisperEngine
-from whisp_transcription.settings import FasterWhisperSettings, TranscriptionSettings
-
-
-@pytest.fixture(scope="session")
-def tiny_engine() -> FasterWhisperEngine:
-    """tiny.en from the wheel, loaded once for the whole session."""
-    engine = FasterWhisperEngine(FasterWhisperSettings())
-    engine.load()
-    return engine
+from whisp_transcription.settings import TranscriptionSettings
 
 
 @pytest.fixture

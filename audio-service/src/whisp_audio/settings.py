@@ -1,9 +1,9 @@
 """The `audio:` section of config.yaml."""
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from whisp_shared.service import ServiceSettings
 
@@ -13,4 +13,22 @@ class AudioSettings(ServiceSettings):
 
     port: int = Field(default=8001, ge=0, le=65535)
     data_dir: Path = Path("data/audio")
-    """Where recordings are kept (originals and 16 kHz mono copies)."""
+    """Where recordings are kept: the original as received and a 16 kHz mono WAV."""
+    public_url: str | None = None
+    """Base URL workers use for `GET /audio/{id}`; None: http://<host>:<port>."""
+    audio_uri: Literal["http", "file"] = "http"
+    """`file` hands workers a file:// URI into `data_dir` (a folder they share)."""
+    service_token: SecretStr | None = None
+    """Bearer token other services must send; required when listening beyond loopback."""
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    max_duration_s: float = Field(default=600.0, gt=0)
+    """Uploads longer than this are refused; device recordings stop here by themselves."""
+    disconnect_grace_s: float = Field(default=10.0, ge=0)
+    """A device recording whose client stopped polling/streaming is cancelled after this."""
+    retention_days: float | None = Field(default=30.0, gt=0)
+    retention_max_bytes: int | None = Field(default=5 * 1024**3, gt=0)
+    """Oldest recordings are deleted first when the folder grows past this."""
+    retention_interval_s: float = Field(default=3600.0, gt=0)
+    """How often the retention policy runs (also once at start)."""
+    default_device: str | int | None = None
+    """sounddevice input device for device recordings (None: the system default)."""

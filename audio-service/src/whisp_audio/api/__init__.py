@@ -1,0 +1,1 @@
+"""HTTP face of the audio service: routers over the core (ingest, storage, recorders)."""

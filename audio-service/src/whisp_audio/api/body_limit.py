@@ -1,0 +1,67 @@
+"""Refuse oversized uploads while they stream in, with our JSON error body.
+
+A declared Content-Length over the limit is answered at once, before a byte of the body
+is read; a chunked body is cut off as soon as it passes the limit. (FastAPI's own
+per-route `max_body_size` does the counting too, but answers a declared oversize with a
+plain-text body that replaces ours.)
+"""
+
+from __future__ import annotations
+
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from whisp_audio.api.errors import error_response
+
+
+def too_large_message(limit: int) -> str:
+    return (
+        f"the upload is larger than the limit of {limit} bytes ({limit / 1024**2:.1f} MiB); "
+        "it was refused before being read in full"
+    )
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from `receive`, so FastAPI re-raises it and our handler renders it."""
+
+    code = "file_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, too_large_message(limit))
+
+
+class UploadBodyLimit:
+    """ASGI middleware limiting the body of `POST {path}` to `limit` bytes."""
+
+    def __init__(self, app: ASGIApp, path: str, limit: int) -> None:
+        self.app = app
+        self.path = path
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            response = error_response(
+                413,
+                "file_too_large",
+                too_large_message(self.limit),
+                headers={"Connection": "close"},
+            )
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise BodyTooLarge(self.limit)
+            return message
+
+        await self.app(scope, limited_receive, send)

@@ -1,0 +1,147 @@
+"""The one way a recording enters the system: store it, then publish RecordingCompleted.
+
+Uploads and device recordings both end here, so they are stored, named and announced
+alike. Publishing comes last: an event never points at audio that is not on disk. If
+the publish fails the stored files are removed again, so a refused request leaves
+nothing behind — neither an event nor an orphaned file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
+
+from whisp_audio import metrics
+from whisp_audio.convert import wav_bytes
+from whisp_audio.errors import ApiError
+from whisp_audio.formats import AudioKind
+from whisp_audio.settings import AudioSettings
+from whisp_audio.storage import RecordingStore, StoredRecording, new_recording_id
+from whisp_shared.audio import TARGET_RATE
+from whisp_shared.bus import EventBus
+from whisp_shared.events import RecordingCompleted
+from whisp_shared.logs import get_logger
+from whisp_shared.streams import RECORDINGS
+
+log = get_logger(__name__)
+
+NAME_PATTERN = r"^[A-Za-z0-9][\w.:-]*$"
+
+
+class RecordingOptions(BaseModel):
+    """What the caller asks of the transcription (and of an agent), for any recording."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agent_id: str | None = Field(default=None, max_length=64, pattern=NAME_PATTERN)
+    pipeline: str | None = Field(default=None, max_length=64, pattern=NAME_PATTERN)
+    session_id: str | None = Field(default=None, max_length=128, pattern=NAME_PATTERN)
+    language: str | None = Field(
+        default=None, max_length=16, pattern=r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})?$"
+    )
+    """ISO 639 code such as `en` or `pt-BR`; None lets the engine decide."""
+    word_timestamps: bool = False
+    prompt: str | None = Field(default=None, max_length=2000)
+    """Spelling hints for the recogniser (names, jargon)."""
+
+
+@dataclass(frozen=True)
+class Accepted:
+    recording_id: str
+    duration_s: float
+    audio_uri: str
+    content_type: str
+    event_id: str
+
+
+def public_base_url(settings: AudioSettings) -> str:
+    """Where workers reach this service; a wildcard bind is named by the host's name."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    host = settings.host
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the bind, not binding
+        host = socket.gethostname()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
+class Ingest:
+    def __init__(self, store: RecordingStore, bus: EventBus, settings: AudioSettings) -> None:
+        self.store = store
+        self.bus = bus
+        self.settings = settings
+        self.base_url = public_base_url(settings)
+
+    def audio_uri(self, meta: StoredRecording) -> str:
+        if self.settings.audio_uri == "file":
+            return self.store.path(meta, "wav").as_uri()
+        return f"{self.base_url}/audio/{meta.recording_id}"
+
+    async def submit(
+        self,
+        *,
+        user_id: str,
+        samples: npt.NDArray[np.float32],
+        options: RecordingOptions,
+        source: Literal["upload", "device"],
+        original: bytes | None = None,
+        kind: AudioKind | None = None,
+    ) -> Accepted:
+        """Store `samples` (16 kHz mono) as WAV beside the original, then announce it."""
+        started = time.perf_counter()
+        recording_id = new_recording_id()
+        duration_s = len(samples) / TARGET_RATE
+        wav = await asyncio.to_thread(wav_bytes, samples)
+        meta = await asyncio.to_thread(
+            self.store.save,
+            recording_id,
+            user_id=user_id,
+            wav=wav,
+            duration_s=duration_s,
+            source=source,
+            original=original,
+            content_type=kind.content_type if kind else "audio/wav",
+            extension=kind.extension if kind else "wav",
+        )
+        event = RecordingCompleted(
+            recording_id=recording_id,
+            user_id=user_id,
+            audio_uri=self.audio_uri(meta),
+            content_type="audio/wav",
+            duration_s=round(duration_s, 3),
+            **options.model_dump(),
+        )
+        try:
+            await self.bus.publish(RECORDINGS, event)
+        except Exception as exc:
+            await asyncio.to_thread(self.store.delete, recording_id)
+            log.error("publishing a recording failed", error=str(exc), recording_id=recording_id)
+            raise ApiError(
+                503,
+                "bus_unavailable",
+                "the recording could not be queued for transcription (message bus "
+                "unreachable); nothing was kept, please try again",
+                headers={"Retry-After": "5"},
+            ) from exc
+        metrics.PUBLISHED.labels(source).inc()
+        metrics.RECORDED_SECONDS.labels(source).inc(duration_s)
+        metrics.INGEST_SECONDS.labels(source).observe(time.perf_counter() - started)
+        log.info(
+            "recording published",
+            recording_id=recording_id,
+            user_id=user_id,
+            source=source,
+            duration_s=round(duration_s, 2),
+            trace_id=event.trace_id,
+        )
+        return Accepted(
+            recording_id, round(duration_s, 3), event.audio_uri, "audio/wav", event.event_id
+        )
