@@ -93,3 +93,20 @@ def test_repo_config_yaml_loads_for_every_service(monkeypatch) -> None:
     monkeypatch.setenv("WHISP_CONFIG", str(Path(__file__).resolve().parents[2] / "config.yaml"))
     for settings_cls in (BusSettings, TranscriptionSettings, GatewaySettings, AgentSettings):
         settings_cls()
+
+
+def test_one_shared_service_token_reaches_every_service(config_file, monkeypatch) -> None:
+    from whisp_audio.settings import AudioSettings
+
+    config_file("")
+    monkeypatch.setenv("WHISP_SERVICE_TOKEN", "shared-token-123")
+    assert AudioSettings().service_token.get_secret_value() == "shared-token-123"
+    assert GatewaySettings().service_token.get_secret_value() == "shared-token-123"
+    assert (
+        TranscriptionSettings().audio_service_token.get_secret_value() == "shared-token-123"
+    )
+    agents = AgentSettings()
+    assert agents.service_token.get_secret_value() == "shared-token-123"
+    assert agents.gateway_token.get_secret_value() == "shared-token-123"
+    monkeypatch.setenv("WHISP_AUDIO__SERVICE_TOKEN", "audio-only")
+    assert AudioSettings().service_token.get_secret_value() == "audio-only"

@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 
-from whisp_shared.config import SectionSettings
+from whisp_shared.config import SectionSettings, service_token_field
 
 Verbosity = Literal["concise", "normal", "verbose"]
 VERBOSITIES: tuple[str, ...] = ("concise", "normal", "verbose")
@@ -169,9 +169,9 @@ class AgentSettings(SectionSettings):
         ),
     )
     """From the environment only (WHISP_AGENTS__OPENAI_API_KEY or OPENAI_API_KEY)."""
-    gateway_token: SecretStr | None = None
+    gateway_token: SecretStr | None = service_token_field("agents", "gateway_token")
     """Service token the search tool presents to the gateway (WHISP_AGENTS__GATEWAY_TOKEN)."""
-    service_token: SecretStr | None = None
+    service_token: SecretStr | None = service_token_field("agents")
     """When set, REST callers must send `Authorization: Bearer <token>`
     (WHISP_AGENTS__SERVICE_TOKEN); the gateway and the CLI do."""
 

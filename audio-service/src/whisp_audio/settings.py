@@ -5,6 +5,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr
 
+from whisp_shared.config import service_token_field
 from whisp_shared.service import ServiceSettings
 
 
@@ -18,7 +19,7 @@ class AudioSettings(ServiceSettings):
     """Base URL workers use for `GET /audio/{id}`; None: http://<host>:<port>."""
     audio_uri: Literal["http", "file"] = "http"
     """`file` hands workers a file:// URI into `data_dir` (a folder they share)."""
-    service_token: SecretStr | None = None
+    service_token: SecretStr | None = service_token_field("audio")
     """Bearer token other services must send; required when listening beyond loopback."""
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     max_duration_s: float = Field(default=600.0, gt=0)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Response, status
@@ -61,6 +62,9 @@ async def current_user(
     settings: GatewaySettings = request.app.state.settings
     repo: Repository = request.app.state.repo
     if credentials is not None:
+        acting = service_acting_for(request, settings, credentials.credentials)
+        if acting is not None:
+            return acting
         user = await repo.user_for_token(credentials.credentials)
         if user is not None:
             return user
@@ -80,6 +84,18 @@ async def current_user(
     if await single_user_mode(settings, repo):
         return LOCAL_USER
     raise unauthorized("log in with your API token (Authorization: Bearer …)")
+
+
+def service_acting_for(request: Request, settings: GatewaySettings, token: str) -> User | None:
+    """A sibling service (the agent service's transcript search) acting for a user: it
+    proves itself with the service token and names the user in `X-Whisp-User`."""
+    expected = settings.service_token
+    if expected is None or not hmac.compare_digest(token, expected.get_secret_value()):
+        return None
+    user_id = request.headers.get("X-Whisp-User")
+    if not user_id:
+        raise unauthorized("a service call must name its user in X-Whisp-User")
+    return User(id=user_id, name=user_id)
 
 
 async def single_user_mode(settings: GatewaySettings, repo: Repository) -> bool:

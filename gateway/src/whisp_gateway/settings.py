@@ -5,6 +5,7 @@ from typing import ClassVar
 
 from pydantic import AliasChoices, Field, SecretStr
 
+from whisp_shared.config import service_token_field
 from whisp_shared.service import ServiceSettings
 
 
@@ -22,8 +23,9 @@ class GatewaySettings(ServiceSettings):
     """SQLite (WAL) by default; `postgresql://…` (DATABASE_URL) uses PostgreSQL."""
     audio_service_url: str = "http://127.0.0.1:8001"
     agent_service_url: str = "http://127.0.0.1:8003"
-    service_token: SecretStr | None = None
-    """Bearer token the gateway presents to the audio and agent services."""
+    service_token: SecretStr | None = service_token_field("web")
+    """Bearer token the gateway presents to the audio and agent services, and accepts from
+    them (with `X-Whisp-User`) when they act for a user."""
     cors_origins: list[str] = Field(default_factory=list)
     rate_limit: str = "100/hour"
     """Uploads and agent runs per user: `N/second|minute|hour|day`."""

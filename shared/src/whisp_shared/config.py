@@ -59,6 +59,21 @@ class _SectionYamlSource(YamlConfigSettingsSource):
         self.init_kwargs = data
 
 
+SHARED_SERVICE_TOKEN_ENV = "WHISP_SERVICE_TOKEN"  # noqa: S105 (an env var name)
+
+
+def service_token_field(section: str, name: str = "service_token", doc: str = "") -> Any:
+    """A secret bearer token services present to each other: its own env var, or the one
+    `WHISP_SERVICE_TOKEN` that a deployment sets for every service at once."""
+    return Field(
+        default=None,
+        description=doc,
+        validation_alias=AliasChoices(
+            name, f"WHISP_{section.upper()}__{name.upper()}", SHARED_SERVICE_TOKEN_ENV
+        ),
+    )
+
+
 class SectionSettings(BaseSettings):
     """Base for a service's settings: subclasses name their `section`."""
 

@@ -44,7 +44,13 @@ def create_app(
     settings = settings or TranscriptionSettings()
     bus = bus or EventBus(BusSettings())
     engine = engine or build_engine(settings)
-    fetcher = AudioFetcher(settings.audio_dir, settings.max_audio_bytes, settings.fetch_timeout_s)
+    token = settings.audio_service_token
+    fetcher = AudioFetcher(
+        settings.audio_dir,
+        settings.max_audio_bytes,
+        settings.fetch_timeout_s,
+        token.get_secret_value() if token else None,
+    )
     worker = TranscriptionWorker(engine, fetcher, settings)
     state = {"model_ready": False}
 

@@ -5,6 +5,7 @@ from typing import ClassVar, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr
 
+from whisp_shared.config import service_token_field
 from whisp_shared.service import ServiceSettings
 
 
@@ -63,6 +64,10 @@ class TranscriptionSettings(ServiceSettings):
     max_audio_s: float = Field(default=600.0, gt=0)
     max_audio_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
     fetch_timeout_s: float = Field(default=30.0, gt=0)
+    audio_service_token: SecretStr | None = service_token_field(
+        "transcription", "audio_service_token"
+    )
+    """Presented to the audio service's `GET /audio/{id}` when it requires a token."""
     audio_dir: Path | None = None
     """A folder shared with the audio service: `file://` URIs must point inside it."""
     idle_unload_s: float | None = Field(default=None, gt=0)
