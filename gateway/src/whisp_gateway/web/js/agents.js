@@ -1,0 +1,169 @@
+// The "Send to" dropdown: agents and pipelines from GET /api/agents, remembered per browser.
+//
+// Expected answer: a list of {id, name, description?, kind: "agent" | "pipeline",
+// available?: bool, problem?: string} (unavailable ones are shown, disabled). Also
+// accepted: {items: [...]} or the agent service's {agents: [...], pipelines: [...]}.
+// If the route is missing or fails, only "No agent" is offered, with a note.
+
+import { request } from "./api.js";
+import { h } from "./ui.js";
+
+const STORAGE_KEY = "whisptt.target";
+
+function normalize(body) {
+  const out = [];
+  const add = (item, kind) => {
+    if (!item || typeof item.id !== "string" || !item.id) return;
+    out.push({
+      id: item.id,
+      name: typeof item.name === "string" && item.name ? item.name : item.id,
+      description: typeof item.description === "string" ? item.description : "",
+      kind: item.kind === "pipeline" || kind === "pipeline" ? "pipeline" : "agent",
+      available: item.available !== false,
+      problem: typeof item.problem === "string" ? item.problem : "",
+    });
+  };
+  if (Array.isArray(body)) body.forEach((item) => add(item, item && item.kind));
+  else if (body && Array.isArray(body.items)) body.items.forEach((item) => add(item, item && item.kind));
+  else if (body && (Array.isArray(body.agents) || Array.isArray(body.pipelines))) {
+    (body.agents || []).forEach((item) => add(item, "agent"));
+    (body.pipelines || []).forEach((item) => add(item, "pipeline"));
+  } else {
+    throw new Error("unexpected answer from /api/agents");
+  }
+  return out;
+}
+
+function readStored() {
+  try {
+    return localStorage.getItem(STORAGE_KEY) || "";
+  } catch {
+    return "";
+  }
+}
+
+function store(value) {
+  try {
+    if (value) localStorage.setItem(STORAGE_KEY, value);
+    else localStorage.removeItem(STORAGE_KEY);
+  } catch {
+    // Private mode or storage disabled: the choice just is not remembered.
+  }
+}
+
+export class AgentPicker {
+  /** select: the dropdown; note: the line under it; retry: a "Reload agents" button. */
+  constructor({ select, note, retry, filter, onChange }) {
+    this.select = select;
+    this.note = note;
+    this.retry = retry;
+    this.filter = filter; // the history's agent filter, filled from the same list
+    this.onChange = onChange || (() => {});
+    this.items = [];
+    this.byKey = new Map();
+    this.available = false;
+    select.addEventListener("change", () => {
+      store(select.value);
+      this.#describe();
+      this.onChange(this.current());
+    });
+    retry.addEventListener("click", () => this.load());
+  }
+
+  async load() {
+    this.retry.hidden = true;
+    this.note.dataset.kind = "info";
+    this.note.textContent = "Loading agents…";
+    let items = [];
+    let problem = null;
+    try {
+      items = normalize(await request("api/agents"));
+    } catch (error) {
+      problem = error;
+    }
+    this.items = items;
+    this.byKey = new Map(items.map((item) => [`${item.kind}:${item.id}`, item]));
+    this.available = !problem;
+    this.#fill();
+    if (problem) {
+      this.note.dataset.kind = "warn";
+      this.note.textContent =
+        problem.status === 404
+          ? "Agents are not available on this server yet: your words are transcribed only."
+          : problem.status === 0
+            ? "The agent list could not be loaded (server unreachable): transcripts only for now."
+            : `The agent list could not be loaded (${problem.message}): transcripts only for now.`;
+      this.retry.hidden = problem.status === 404;
+    } else {
+      this.#describe();
+      if (this.unavailableChoice) {
+        const item = this.unavailableChoice;
+        this.note.dataset.kind = "warn";
+        this.note.textContent = `Your last choice, “${item.name}”, is unavailable right now${item.problem ? ` (${item.problem})` : ""}: pick another one, or go on without an agent.`;
+      }
+    }
+    return this.items;
+  }
+
+  #fill() {
+    const wanted = readStored();
+    const agents = this.items.filter((i) => i.kind === "agent");
+    const pipelines = this.items.filter((i) => i.kind === "pipeline");
+    const option = (item) =>
+      h("option", {
+        value: `${item.kind}:${item.id}`,
+        text: item.available ? item.name : `${item.name} (unavailable)`,
+        title: (item.available ? item.description : item.problem || item.description) || null,
+        disabled: !item.available,
+      });
+    const groups = [h("option", { value: "", text: "No agent (transcript only)" })];
+    if (agents.length) groups.push(h("optgroup", { label: "Agents" }, agents.map(option)));
+    if (pipelines.length) groups.push(h("optgroup", { label: "Pipelines" }, pipelines.map(option)));
+    this.select.replaceChildren(...groups);
+    const remembered = this.byKey.get(wanted);
+    this.select.value = remembered && remembered.available ? wanted : "";
+    this.unavailableChoice = remembered && !remembered.available ? remembered : null;
+
+    if (this.filter) {
+      const keep = this.filter.value;
+      this.filter.replaceChildren(
+        h("option", { value: "", text: "Any" }),
+        ...agents.map((a) => h("option", { value: a.id, text: a.name })),
+      );
+      if (keep && !agents.some((a) => a.id === keep)) {
+        this.filter.append(h("option", { value: keep, text: keep }));
+      }
+      this.filter.value = keep;
+    }
+  }
+
+  #describe() {
+    const item = this.byKey.get(this.select.value);
+    this.note.dataset.kind = "info";
+    if (!item) {
+      this.note.textContent = this.items.length
+        ? "Your words are transcribed; pick an agent to also get an answer."
+        : "No agents are set up: your words are transcribed only.";
+    } else {
+      const what = item.kind === "pipeline" ? "Pipeline" : "Agent";
+      this.note.textContent = item.description ? item.description : `${what} “${item.name}” answers each clip.`;
+    }
+  }
+
+  /** {agent_id?, pipeline?, name} for the upload; {} when no agent is chosen. */
+  current() {
+    const item = this.byKey.get(this.select.value);
+    if (!item || !item.available) return {};
+    return item.kind === "pipeline"
+      ? { pipeline: item.id, name: item.name }
+      : { agent_id: item.id, name: item.name };
+  }
+
+  /** A person-friendly name for an agent or pipeline id. */
+  nameOf(id, kind) {
+    if (!id) return "";
+    const item =
+      this.byKey.get(`${kind || "agent"}:${id}`) || this.byKey.get(`agent:${id}`) || this.byKey.get(`pipeline:${id}`);
+    return item ? item.name : id;
+  }
+}

@@ -1,0 +1,134 @@
+// The live event stream (GET /api/events, SSE) and the connection indicator.
+//
+// While an EventSource is open the browser reconnects by itself after a drop and sends
+// Last-Event-ID, so nothing is missed. If the server refuses a reconnect (an HTTP error,
+// e.g. 401 or a proxy's 502) the EventSource closes for good: then we check the session,
+// and open a new one with back-off; `onResync` lets the page re-check what it waits for,
+// since a new EventSource cannot resume.
+
+import { request } from "./api.js";
+
+export const EVENT_TYPES = [
+  "recording.completed",
+  "transcript.ready",
+  "transcription.failed",
+  "agent.responded",
+  "agent.failed",
+];
+
+const LABELS = {
+  connecting: "Connecting…",
+  live: "Live",
+  reconnecting: "Reconnecting…",
+  offline: "Offline",
+  idle: "Not connected",
+};
+
+export class LiveConnection {
+  constructor({ indicator, onEvent, onResync, onUnauthorized }) {
+    this.indicator = indicator;
+    this.onEvent = onEvent;
+    this.onResync = onResync;
+    this.onUnauthorized = onUnauthorized;
+    this.source = null;
+    this.retryTimer = 0;
+    this.attempt = 0;
+    this.running = false;
+    this.needsResync = false;
+    this.state = "idle";
+    window.addEventListener("offline", () => this.running && this.#setState("offline"));
+    window.addEventListener("online", () => {
+      if (!this.running) return;
+      if (!this.source || this.source.readyState === EventSource.CLOSED) this.#reconnectSoon(0);
+    });
+  }
+
+  start() {
+    this.running = true;
+    this.indicator.hidden = false;
+    this.attempt = 0;
+    this.#open();
+  }
+
+  stop() {
+    this.running = false;
+    clearTimeout(this.retryTimer);
+    if (this.source) this.source.close();
+    this.source = null;
+    this.#setState("idle");
+    this.indicator.hidden = true;
+  }
+
+  #setState(state) {
+    this.state = state;
+    this.indicator.dataset.state = state;
+    const text = this.indicator.querySelector(".connection-text");
+    text.textContent = LABELS[state] || state;
+    this.indicator.title =
+      state === "live" ? "Results arrive live."
+      : state === "offline" ? "Not connected: results will show when the connection is back."
+      : "Connecting to the live results stream…";
+  }
+
+  #open() {
+    clearTimeout(this.retryTimer);
+    if (this.source) this.source.close();
+    this.#setState(this.attempt === 0 && !this.needsResync ? "connecting" : "reconnecting");
+    const source = new EventSource("api/events", { withCredentials: true });
+    this.source = source;
+    source.addEventListener("open", () => {
+      if (source !== this.source) return;
+      this.attempt = 0;
+      this.#setState("live");
+      if (this.needsResync) {
+        this.needsResync = false;
+        this.onResync();
+      }
+    });
+    source.addEventListener("error", () => {
+      if (source !== this.source || !this.running) return;
+      if (source.readyState === EventSource.CONNECTING) {
+        // The browser retries by itself and will resume with Last-Event-ID.
+        this.#setState(navigator.onLine === false ? "offline" : "reconnecting");
+        return;
+      }
+      // CLOSED: the server refused (HTTP error). Find out why, then try again later.
+      this.needsResync = true;
+      this.#setState("offline");
+      this.#reconnectSoon();
+    });
+    for (const type of EVENT_TYPES) {
+      source.addEventListener(type, (message) => {
+        if (source !== this.source) return;
+        let data;
+        try {
+          data = JSON.parse(message.data);
+        } catch {
+          return; // not ours to show
+        }
+        this.onEvent(type, data, message.lastEventId);
+      });
+    }
+  }
+
+  #reconnectSoon(delayMs) {
+    clearTimeout(this.retryTimer);
+    const backoff = Math.min(30_000, 1000 * 2 ** Math.min(this.attempt, 5));
+    const delay = delayMs ?? backoff * (0.75 + Math.random() * 0.5);
+    this.attempt += 1;
+    this.retryTimer = setTimeout(async () => {
+      if (!this.running) return;
+      try {
+        await request("api/me", { auth: false });
+      } catch (error) {
+        if (error.status === 401) {
+          this.onUnauthorized(error);
+          return;
+        }
+        if (this.running) this.#reconnectSoon(); // still unreachable: wait longer
+        return;
+      }
+      if (this.running) this.#open();
+    }, delay);
+  }
+}
