@@ -15,13 +15,13 @@ honest callers from each other's mistakes, the token is what protects a network.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, status
 
 from whisp_audio.settings import AudioSettings
+from whisp_shared.netutil import is_loopback
 
 LOCAL_USER = "local"
 USER_HEADER = "X-Whisp-User"
@@ -36,15 +36,6 @@ class Caller:
 
     def may_access(self, owner: str) -> bool:
         return self.trusted or owner == self.user_id
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_exposure(settings: AudioSettings) -> None:

@@ -9,7 +9,6 @@ is never logged and is scrubbed from any message built from what the server said
 
 from __future__ import annotations
 
-import math
 from pathlib import PurePath
 from typing import Literal
 
@@ -21,6 +20,7 @@ from tenacity import RetryCallState
 from whisp_shared.errors import PermanentError, TransientError
 from whisp_shared.events import Segment, Word
 from whisp_shared.logs import get_logger
+from whisp_shared.retry import retry_after_seconds
 from whisp_transcription.engines.base import Clip, TranscribeOptions, Transcription
 from whisp_transcription.settings import OpenAISettings
 
@@ -147,7 +147,11 @@ class OpenAIEngine:
         """429: exactly what Retry-After asks; otherwise exponential backoff with jitter."""
         cap = self.settings.max_backoff_s
         exc = state.outcome.exception() if state.outcome else None
-        asked = _retry_after(exc) if isinstance(exc, openai.RateLimitError) else None
+        asked = (
+            retry_after_seconds(exc.response.headers)
+            if isinstance(exc, openai.RateLimitError)
+            else None
+        )
         if asked is not None:
             return min(asked, cap)
         return self._backoff(state)
@@ -223,22 +227,6 @@ def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in (408, 429) or exc.status_code >= 500
     return isinstance(exc, openai.APIConnectionError)  # includes APITimeoutError
-
-
-def _retry_after(exc: openai.RateLimitError) -> float | None:
-    """Seconds from `retry-after-ms` or `Retry-After` (OpenAI sends numbers; a date: backoff)."""
-    headers = exc.response.headers
-    for header, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(header)
-        if value is None:
-            continue
-        try:
-            seconds = float(value) * scale
-        except ValueError:
-            continue
-        if math.isfinite(seconds):
-            return max(seconds, 0.0)
-    return None
 
 
 def _server_message(exc: openai.APIStatusError) -> str:
