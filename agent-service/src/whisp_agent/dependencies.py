@@ -11,29 +11,15 @@ import secrets
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header
 
 from whisp_agent.errors import AgentError
 from whisp_agent.runtime import AgentRuntime
 from whisp_agent.settings import AgentSettings
 from whisp_agent.store import Store
+from whisp_shared.service import app_state
 
 LOCAL_USER = "local"
-
-
-def get_runtime(request: Request) -> AgentRuntime:
-    runtime: AgentRuntime = request.app.state.runtime
-    return runtime
-
-
-def get_settings(request: Request) -> AgentSettings:
-    settings: AgentSettings = request.app.state.settings
-    return settings
-
-
-def get_store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
 
 
 @dataclass(frozen=True)
@@ -44,7 +30,7 @@ class Caller:
 
 
 def get_caller(
-    settings: Annotated[AgentSettings, Depends(get_settings)],
+    settings: Annotated[AgentSettings, Depends(app_state("settings", AgentSettings))],
     x_whisp_user: Annotated[str | None, Header(max_length=128)] = None,
     authorization: Annotated[str | None, Header()] = None,
 ) -> Caller:
@@ -69,7 +55,7 @@ def get_caller(
     return Caller(user_id=user, service=service or settings.mode == "local")
 
 
-RuntimeDep = Annotated[AgentRuntime, Depends(get_runtime)]
-SettingsDep = Annotated[AgentSettings, Depends(get_settings)]
-StoreDep = Annotated[Store, Depends(get_store)]
+RuntimeDep = Annotated[AgentRuntime, Depends(app_state("runtime", AgentRuntime))]
+SettingsDep = Annotated[AgentSettings, Depends(app_state("settings", AgentSettings))]
+StoreDep = Annotated[Store, Depends(app_state("store", Store))]
 CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from whisp_gateway.auth import CurrentUser
 from whisp_gateway.hub import EventHub
@@ -15,21 +15,14 @@ from whisp_gateway.repository.models import User
 from whisp_gateway.settings import GatewaySettings
 from whisp_gateway.upstream import AudioService, Upstream
 from whisp_shared.http_errors import http_error
+from whisp_shared.service import app_state
 
-
-def _state(name: str):  # type: ignore[no-untyped-def]
-    def get(request: Request) -> object:
-        return getattr(request.app.state, name)
-
-    return get
-
-
-SettingsDep = Annotated[GatewaySettings, Depends(_state("settings"))]
-RepoDep = Annotated[Repository, Depends(_state("repo"))]
-HubDep = Annotated[EventHub, Depends(_state("hub"))]
-AudioDep = Annotated[AudioService, Depends(_state("audio"))]
-AgentsDep = Annotated[Upstream, Depends(_state("agents"))]
-LimiterDep = Annotated[RateLimiter, Depends(_state("limiter"))]
+SettingsDep = Annotated[GatewaySettings, Depends(app_state("settings", GatewaySettings))]
+RepoDep = Annotated[Repository, Depends(app_state("repo", Repository))]
+HubDep = Annotated[EventHub, Depends(app_state("hub", EventHub))]
+AudioDep = Annotated[AudioService, Depends(app_state("audio", AudioService))]
+AgentsDep = Annotated[Upstream, Depends(app_state("agents", Upstream))]
+LimiterDep = Annotated[RateLimiter, Depends(app_state("limiter", RateLimiter))]
 
 
 async def rate_limited(user: CurrentUser, limiter: LimiterDep) -> User:

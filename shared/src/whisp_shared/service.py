@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TypeVar, cast
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
@@ -21,6 +22,19 @@ from whisp_shared.config import LoggingSettings, SectionSettings
 from whisp_shared.logs import configure_logging
 
 ReadyCheck = Callable[[], Awaitable[bool]]
+T = TypeVar("T")
+
+
+def app_state(name: str, kind: type[T]) -> Callable[[Request], T]:
+    """A dependency returning `app.state.<name>`, typed, for `Annotated[X, Depends(...)]`
+    aliases (tests override them through `app.dependency_overrides` like any other)."""
+
+    def get(request: Request) -> T:
+        return cast(T, getattr(request.app.state, name))
+
+    get.__name__ = f"get_{name}"
+    get.__qualname__ = f"app_state.get_{name}.{kind.__name__}"
+    return get
 
 
 class ServiceSettings(SectionSettings):

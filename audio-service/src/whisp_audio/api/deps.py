@@ -5,38 +5,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from whisp_audio.auth import CallerDep
 from whisp_audio.device_recordings import DeviceRecordings
 from whisp_audio.ingest import Ingest
 from whisp_audio.settings import AudioSettings
 from whisp_audio.storage import RecordingStore
+from whisp_shared.service import app_state
 
-
-def _settings(request: Request) -> AudioSettings:
-    settings: AudioSettings = request.app.state.settings
-    return settings
-
-
-def _store(request: Request) -> RecordingStore:
-    store: RecordingStore = request.app.state.store
-    return store
-
-
-def _ingest(request: Request) -> Ingest:
-    ingest: Ingest = request.app.state.ingest
-    return ingest
-
-
-def _recordings(request: Request) -> DeviceRecordings:
-    recordings: DeviceRecordings = request.app.state.recordings
-    return recordings
-
-
-SettingsDep = Annotated[AudioSettings, Depends(_settings)]
-StoreDep = Annotated[RecordingStore, Depends(_store)]
-IngestDep = Annotated[Ingest, Depends(_ingest)]
-RecordingsDep = Annotated[DeviceRecordings, Depends(_recordings)]
+SettingsDep = Annotated[AudioSettings, Depends(app_state("settings", AudioSettings))]
+StoreDep = Annotated[RecordingStore, Depends(app_state("store", RecordingStore))]
+IngestDep = Annotated[Ingest, Depends(app_state("ingest", Ingest))]
+RecordingsDep = Annotated[DeviceRecordings, Depends(app_state("recordings", DeviceRecordings))]
 
 __all__ = ["CallerDep", "IngestDep", "RecordingsDep", "SettingsDep", "StoreDep"]
