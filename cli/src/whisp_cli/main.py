@@ -12,12 +12,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from whisp_cli import agent_cmd, users_cmd
+from whisp_cli.hotkey import command as hotkey_cmd
+from whisp_cli.record import command as record_cmd
 from whisp_cli.stack import Stack, StackError, plan
 
 app = typer.Typer(
     help="WhisPTT: push-to-talk speech-to-text with LLM agents.", no_args_is_help=True
 )
 console = Console()
+agent_cmd.register(app)
+app.add_typer(users_cmd.app, name="users")
+record_cmd.register(app)
+hotkey_cmd.register(app)
 
 
 @app.callback()

@@ -1,0 +1,169 @@
+"""The gateway's event stream (`GET /api/events`, SSE) as per-recording queues.
+
+One connection is opened when the tool starts, before anything is uploaded, so a fast
+transcript cannot slip past. Two more guards against losing an event:
+
+- The first request already carries `Last-Event-ID: <now - backlog>-0`. Redis stream ids
+  are millisecond timestamps, so the gateway replays this user's events from a moment
+  before we connected; that covers the instant between the response headers and the
+  gateway's subscription, and a reconnect resumes from the last id seen.
+- Events for a recording nobody watches yet are kept for a while: the transcript may
+  arrive before the upload's answer has told us the recording id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import httpx
+from pydantic import ValidationError
+
+from whisp_cli.desk.gateway import GatewayError, auth_headers, error_from, unreachable
+from whisp_shared.events import Event, parse_event
+
+BUFFERED_RECORDINGS = 256
+READ_TIMEOUT_S = 45.0  # the gateway pings every 15 s; three missed pings mean a dead link
+
+
+@dataclass(frozen=True)
+class SseMessage:
+    event: str
+    data: str
+    id: str | None
+
+
+def parse_sse(lines: Iterable[str]) -> Iterator[SseMessage]:
+    """The text/event-stream format: `field: value` lines, a blank line ends a message."""
+    event, last_id = "message", None
+    data: list[str] = []
+    for raw in lines:
+        line = raw.rstrip("\r\n")
+        if not line:
+            if data:
+                yield SseMessage(event, "\n".join(data), last_id)
+            event, data = "message", []
+            continue
+        if line.startswith(":"):
+            continue  # a comment: the gateway's heartbeat
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            data.append(value)
+        elif name == "event":
+            event = value
+        elif name == "id":
+            last_id = value
+
+
+class EventFeed:
+    """A background SSE reader that routes the caller's events by `recording_id`."""
+
+    def __init__(self, base_url: str, token: str | None, *, backlog_s: float = 5.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"Accept": "text/event-stream", **auth_headers(token)}
+        self._last_id = f"{max(0, int((time.time() - backlog_s) * 1000))}-0"
+        self._lock = threading.Lock()
+        self._watchers: dict[str, queue.Queue[Event]] = {}
+        self._early: OrderedDict[str, list[Event]] = OrderedDict()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._response: httpx.Response | None = None
+        self.error: GatewayError | None = None
+        """The last connection problem (None while connected)."""
+        self.connected = False
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        """Connect and return once the stream is open; raise GatewayError if it cannot be."""
+        self._thread = threading.Thread(target=self._run, name="gateway-events", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout_s):
+            self.close()
+            raise GatewayError(f"the gateway at {self.base_url} did not open its event stream")
+        if not self.connected:
+            error = self.error or GatewayError("the event stream failed")
+            self.close()
+            raise error
+
+    def watch(self, recording_id: str) -> queue.Queue[Event]:
+        """A queue of this recording's events, including any that came before the call."""
+        with self._lock:
+            found: queue.Queue[Event] = queue.Queue()
+            for event in self._early.pop(recording_id, []):
+                found.put(event)
+            self._watchers[recording_id] = found
+            return found
+
+    def forget(self, recording_id: str) -> None:
+        with self._lock:
+            self._watchers.pop(recording_id, None)
+
+    def close(self) -> None:
+        self._stop.set()
+        response = self._response
+        if response is not None:
+            # Closing from another thread may race the reader; either way it stops.
+            with contextlib.suppress(Exception):
+                response.close()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=0.1)  # a daemon thread: never hold up the exit
+
+    # ------------------------------------------------------------------ reader thread
+
+    def _run(self) -> None:
+        backoff = 0.5
+        timeout = httpx.Timeout(10.0, read=READ_TIMEOUT_S)
+        with httpx.Client(base_url=self.base_url, timeout=timeout) as client:
+            while not self._stop.is_set():
+                try:
+                    self._read_once(client)
+                    backoff = 0.5
+                except GatewayError as exc:
+                    self.error = exc
+                except httpx.TransportError as exc:
+                    self.error = unreachable(self.base_url, exc)
+                except Exception as exc:  # a closed response mid-read, a parse slip
+                    self.error = GatewayError(f"the event stream broke: {exc}")
+                self.connected = False
+                self._ready.set()  # start() reports the first failure instead of waiting
+                if self._stop.wait(backoff):
+                    return
+                backoff = min(backoff * 2, 5.0)
+
+    def _read_once(self, client: httpx.Client) -> None:
+        headers = {**self._headers, "Last-Event-ID": self._last_id}
+        with client.stream("GET", "/api/events", headers=headers) as response:
+            if response.status_code >= 400:
+                raise error_from(response)
+            self._response = response
+            self.connected, self.error = True, None
+            self._ready.set()
+            try:
+                for message in parse_sse(response.iter_lines()):
+                    if message.id:
+                        self._last_id = message.id
+                    self._deliver(message)
+                    if self._stop.is_set():
+                        return
+            finally:
+                self._response = None
+
+    def _deliver(self, message: SseMessage) -> None:
+        try:
+            event = parse_event(message.data)
+        except ValidationError:
+            return  # an event type this CLI does not know yet
+        with self._lock:
+            watcher = self._watchers.get(event.recording_id)
+            if watcher is not None:
+                watcher.put(event)
+                return
+            self._early.setdefault(event.recording_id, []).append(event)
+            while len(self._early) > BUFFERED_RECORDINGS:
+                self._early.popitem(last=False)

@@ -1,0 +1,151 @@
+"""One turn: a finished recording uploaded and followed until its words (and the agent's
+answer, if one was asked for) arrive, or until it fails.
+
+A turn runs on a thread of its own, so the person can start the next recording while
+the last one is still being transcribed; the UI reads the turn's fields as they change.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from whisp_audio.convert import wav_bytes
+from whisp_audio.recorder import Recording
+from whisp_cli.desk.events import EventFeed
+from whisp_cli.desk.gateway import GatewayClient, GatewayError, SubmitOptions
+from whisp_shared.events import (
+    AgentFailed,
+    AgentResponded,
+    Event,
+    EventBase,
+    TranscriptionFailed,
+    TranscriptReady,
+)
+
+
+class Phase(StrEnum):
+    UPLOADING = "uploading"
+    TRANSCRIBING = "transcribing"
+    THINKING = "waiting for the agent"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass
+class Turn:
+    """What the UI shows about one recording; written by the turn's thread only."""
+
+    number: int
+    duration_s: float
+    stopped_at: float
+    """time.monotonic() when the recording stopped (the inferred or real key release)."""
+    agent_id: str | None = None
+    phase: Phase = Phase.UPLOADING
+    recording_id: str | None = None
+    transcript: str | None = None
+    empty: bool = False
+    answer: str | None = None
+    error: str | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    done: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in (Phase.DONE, Phase.FAILED)
+
+    def mark(self, name: str) -> None:
+        """Record milliseconds since the stop as `stop_to_<name>_ms` (for `--timings-file`)."""
+        elapsed = (time.monotonic() - self.stopped_at) * 1000
+        self.timings_ms[f"stop_to_{name}_ms"] = round(elapsed, 1)
+
+
+@dataclass(frozen=True)
+class TurnDeps:
+    client: GatewayClient
+    feed: EventFeed
+    options: SubmitOptions
+    transcript_timeout_s: float = 120.0
+    agent_timeout_s: float = 300.0
+    on_change: Callable[[Turn], None] = lambda _turn: None
+
+
+def start_turn(turn: Turn, recording: Recording, deps: TurnDeps) -> threading.Thread:
+    thread = threading.Thread(
+        target=_run, args=(turn, recording, deps), name=f"turn-{turn.number}", daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def _run(turn: Turn, recording: Recording, deps: TurnDeps) -> None:
+    try:
+        _follow(turn, recording, deps)
+    except GatewayError as exc:
+        _fail(turn, str(exc))
+    except Exception as exc:  # a bug must show up as a failed turn, not a silent hang
+        _fail(turn, f"unexpected error: {exc!r}")
+    finally:
+        if turn.recording_id:
+            deps.feed.forget(turn.recording_id)
+        turn.done.set()
+        deps.on_change(turn)
+
+
+def _fail(turn: Turn, message: str) -> None:
+    turn.error = message
+    turn.phase = Phase.FAILED
+
+
+def _follow(turn: Turn, recording: Recording, deps: TurnDeps) -> None:
+    data = wav_bytes(recording.samples, recording.sample_rate)
+    turn.mark("encoded")
+    turn.recording_id = deps.client.submit(data, deps.options)
+    turn.mark("uploaded")
+    events = deps.feed.watch(turn.recording_id)
+    turn.phase = Phase.TRANSCRIBING
+    deps.on_change(turn)
+
+    transcript = _next(events, (TranscriptReady, TranscriptionFailed), deps.transcript_timeout_s)
+    turn.mark("transcript")
+    if isinstance(transcript, TranscriptionFailed):
+        _fail(turn, f"transcription failed: {transcript.message} ({transcript.code})")
+        return
+    if not isinstance(transcript, TranscriptReady):
+        _fail(turn, f"no transcript after {deps.transcript_timeout_s:.0f} s (still queued?)")
+        return
+    turn.transcript, turn.empty = transcript.text.strip(), transcript.is_empty
+    if not transcript.wants_agent or transcript.is_empty:
+        turn.phase = Phase.DONE
+        return
+    turn.phase = Phase.THINKING
+    deps.on_change(turn)
+
+    answer = _next(events, (AgentResponded, AgentFailed), deps.agent_timeout_s)
+    turn.mark("answer")
+    if isinstance(answer, AgentFailed):
+        _fail(turn, f"the agent failed: {answer.message} ({answer.code})")
+    elif isinstance(answer, AgentResponded):
+        turn.answer = answer.output.strip()
+        turn.phase = Phase.DONE
+    else:
+        _fail(turn, f"no answer from the agent after {deps.agent_timeout_s:.0f} s")
+
+
+def _next(
+    events: queue.Queue[Event], kinds: tuple[type[EventBase], ...], timeout_s: float
+) -> Event | None:
+    """The first event of one of `kinds` within `timeout_s`; others are skipped."""
+    deadline = time.monotonic() + timeout_s
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            event = events.get(timeout=left)
+        except queue.Empty:
+            return None
+        if isinstance(event, kinds):
+            return event
+    return None

@@ -1,0 +1,1 @@
+"""`whisp hotkey`: a global-hotkey daemon that records, transcribes and delivers."""

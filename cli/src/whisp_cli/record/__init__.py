@@ -1,0 +1,1 @@
+"""`whisp record`: hold-to-talk in a terminal."""

@@ -1,0 +1,105 @@
+"""What `whisp record` draws: a live status line (state, level meter, elapsed time), a
+spinner per turn still in flight, and each finished turn printed once, for good, above.
+
+Pure functions of the data, so the loop decides when to redraw and tests can render.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.console import Group, RenderableType
+from rich.spinner import Spinner
+from rich.text import Text
+
+from whisp_cli.desk.turn import Phase, Turn
+
+METER_WIDTH = 24
+METER_FLOOR_DBFS = -60.0
+
+
+@dataclass(frozen=True)
+class Screen:
+    recording: bool
+    elapsed_s: float
+    level_dbfs: float
+    toggle: bool
+    live_level: bool
+    """The device is open while idle, so the meter means something then too."""
+    source: str
+    pending: Sequence[Turn] = ()
+    notice: str | None = None
+
+
+def meter(level_dbfs: float, width: int = METER_WIDTH) -> Text:
+    """A bar from -60 dBFS (empty) to 0 dBFS (full); red near clipping."""
+    fraction = (max(METER_FLOOR_DBFS, min(0.0, level_dbfs)) - METER_FLOOR_DBFS) / -METER_FLOOR_DBFS
+    filled = round(fraction * width)
+    style = "red" if level_dbfs > -3 else "yellow" if level_dbfs > -12 else "green"
+    bar = Text("▕")
+    bar.append("█" * filled, style=style)
+    bar.append("░" * (width - filled), style="dim")
+    bar.append(f"▏{level_dbfs:6.1f} dBFS")
+    return bar
+
+
+def clock(seconds: float) -> str:
+    minutes, rest = divmod(max(0.0, seconds), 60)
+    return f"{int(minutes):02d}:{rest:04.1f}"
+
+
+def status_line(screen: Screen) -> Text:
+    if screen.recording:
+        line = Text("● REC ", style="bold red")
+        line.append(clock(screen.elapsed_s), style="bold")
+        line.append("  ")
+        line.append_text(meter(screen.level_dbfs))
+        release = "press SPACE to stop" if screen.toggle else "release SPACE to send"
+        line.append(f"  {release}", style="dim")
+        return line
+    action = "Press SPACE to start" if screen.toggle else "Hold SPACE to talk"
+    line = Text(f"○ {action}", style="bold green")
+    if screen.live_level:
+        line.append("  ")
+        line.append_text(meter(screen.level_dbfs))
+    line.append(f"  ({screen.source}; ESC to quit)", style="dim")
+    return line
+
+
+def pending_line(turn: Turn) -> RenderableType:
+    what = f"#{turn.number} {turn.phase}… ({turn.duration_s:.1f} s of audio)"
+    if turn.phase is Phase.THINKING and turn.transcript:
+        return Group(you_said(turn), Spinner("dots", text=Text(f"   {turn.agent_id} is thinking…")))
+    return Spinner("dots", text=Text(what))
+
+
+def you_said(turn: Turn) -> Text:
+    line = Text(f"#{turn.number} ", style="bold")
+    if turn.empty or not turn.transcript:
+        line.append("(nothing heard)", style="dim italic")
+    else:
+        line.append(turn.transcript)
+    return line
+
+
+def finished(turn: Turn) -> RenderableType:
+    """A finished turn, printed once above the live area."""
+    parts: list[RenderableType] = []
+    if turn.transcript is not None:
+        parts.append(you_said(turn))
+    if turn.answer is not None:
+        answer = Text(f"   {turn.agent_id or 'agent'}: ", style="bold cyan")
+        answer.append(turn.answer)
+        parts.append(answer)
+    if turn.error is not None:
+        parts.append(Text(f"#{turn.number} ✗ {turn.error}", style="bold red"))
+    return Group(*parts)
+
+
+def live(screen: Screen) -> RenderableType:
+    rows: list[RenderableType] = [pending_line(turn) for turn in screen.pending]
+    if screen.notice:
+        rows.append(Text(screen.notice, style="yellow"))
+    rows.append(status_line(screen))
+    return Group(*rows)
