@@ -26,4 +26,4 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-python3 -m uv sync --all-packages --frozen --quiet
+python3 -m uv sync --all-packages --all-extras --frozen --quiet
