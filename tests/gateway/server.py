@@ -12,12 +12,18 @@ from fastapi import FastAPI
 
 from whisp_cli.redis_server import free_port
 
+WILDCARDS = ("0.0.0.0", "::")
+
 
 @contextmanager
 def serving(app: FastAPI, host: str = "127.0.0.1") -> Iterator[str]:
+    """Yields the URL to reach the server (loopback when it listens on every address)."""
     port = free_port(host)
     server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on")
+        # Open SSE streams would hold a graceful shutdown for ever; tests close theirs.
+        uvicorn.Config(
+            app, host=host, port=port, log_config=None, lifespan="on", timeout_graceful_shutdown=3
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -29,7 +35,7 @@ def serving(app: FastAPI, host: str = "127.0.0.1") -> Iterator[str]:
             raise RuntimeError("server did not start")
         time.sleep(0.02)
     try:
-        yield f"http://{host}:{port}"
+        yield f"http://{'127.0.0.1' if host in WILDCARDS else host}:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=30)

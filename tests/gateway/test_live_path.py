@@ -6,20 +6,23 @@ import json
 import httpx
 from redis.asyncio import Redis
 
+from tests.gateway.conftest import GatewayFactory
 from tests.integration.bus_helpers import recording, transcript_for
 from whisp_shared.bus import EventBus
 from whisp_shared.config import BusSettings
 from whisp_shared.streams import TRANSCRIPTS, USER_EVENTS
 
 
-async def test_transcript_is_stored_and_streamed(gateway, bus_settings: BusSettings, redis: Redis):
+async def test_transcript_is_stored_and_streamed(
+    gateway: GatewayFactory, bus_settings: BusSettings, redis: Redis
+) -> None:
     bus = EventBus(bus_settings)
     await bus.start()
     with gateway() as url:
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
             me = (await client.get("/api/me")).json()
             assert me["single_user"] is True
-            got: list[dict] = []
+            got: list[dict[str, object]] = []
 
             async def listen() -> None:
                 async with client.stream("GET", "/api/events") as response:

@@ -102,9 +102,7 @@ def test_one_shared_service_token_reaches_every_service(config_file, monkeypatch
     monkeypatch.setenv("WHISP_SERVICE_TOKEN", "shared-token-123")
     assert AudioSettings().service_token.get_secret_value() == "shared-token-123"
     assert GatewaySettings().service_token.get_secret_value() == "shared-token-123"
-    assert (
-        TranscriptionSettings().audio_service_token.get_secret_value() == "shared-token-123"
-    )
+    assert TranscriptionSettings().audio_service_token.get_secret_value() == "shared-token-123"
     agents = AgentSettings()
     assert agents.service_token.get_secret_value() == "shared-token-123"
     assert agents.gateway_token.get_secret_value() == "shared-token-123"

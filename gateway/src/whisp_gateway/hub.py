@@ -9,6 +9,7 @@ browser reconnects with `Last-Event-ID` and `replay` fills the gap from Redis.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,7 +23,6 @@ from whisp_shared.tail import StreamTail, TailedEvent
 
 log = get_logger(__name__)
 QUEUE_SIZE = 256
-REPLAY_SCAN_LIMIT = 10_000
 
 
 def stream_id_key(entry_id: str) -> tuple[int, int]:
@@ -30,12 +30,14 @@ def stream_id_key(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+_STREAM_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")
+
+
 def valid_stream_id(entry_id: str) -> bool:
-    try:
-        stream_id_key(entry_id)
-    except ValueError:
-        return False
-    return True
+    """What Redis accepts as a stream id (`ms` or `ms-seq`, each a 64-bit unsigned int);
+    `int()` alone would let `5-`, `+5`, `1_000` or `1--1` through to a failing XREAD."""
+    match = _STREAM_ID.fullmatch(entry_id)
+    return match is not None and all(int(part or 0) < 2**64 for part in match.groups())
 
 
 @dataclass(eq=False)  # identity-hashed: each connection is its own subscription
@@ -96,9 +98,11 @@ class EventHub:
                 log.warning("slow SSE client dropped", user_id=sub.user_id)
 
     def _close(self, sub: Subscription) -> None:
-        """End a connection's stream: its generator sees None and returns."""
+        """End a connection's stream: its generator sees None and returns. Everything still
+        queued goes too (not just enough to fit the None): the client's last id must come
+        before every event it missed, or its `Last-Event-ID` resume would skip them."""
         self._unsubscribe(sub)
-        while sub.queue.full():
+        while not sub.queue.empty():
             sub.queue.get_nowait()
         sub.queue.put_nowait(None)
 
@@ -118,15 +122,17 @@ class EventHub:
             if not subs:
                 del self._subs[sub.user_id]
 
-    async def replay(self, user_id: str, after: str) -> list[TailedEvent]:
-        """The user's events after `after` (exclusive), straight from Redis."""
+    async def replay(
+        self, user_id: str, after: str
+    ) -> AsyncIterator[tuple[list[TailedEvent], str]]:
+        """The user's events after `after` (exclusive), straight from Redis, one XREAD batch
+        at a time: (theirs in the batch, the id the scan has reached). However many other
+        users' events lie in between, nothing of theirs is skipped."""
         positions = {USER_EVENTS: after}
-        found: list[TailedEvent] = []
-        scanned = 0
-        while scanned < REPLAY_SCAN_LIMIT:
+        while True:
             batch = await self.tail.read(positions, block=False)
-            if not batch:
-                break
-            scanned += len(batch)
-            found.extend(item for item in batch if item.event.user_id == user_id)
-        return found
+            reached = positions[USER_EVENTS]
+            if reached == after:  # caught up (undecodable entries still move `reached`)
+                return
+            yield [item for item in batch if item.event.user_id == user_id], reached
+            after = reached

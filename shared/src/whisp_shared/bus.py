@@ -369,18 +369,24 @@ class _Delivery:
 
     async def _with_heartbeat(self, work: Awaitable[EventBase | None]) -> EventBase | None:
         """Run `work` while re-claiming our own entry so peers see it as alive."""
-        beat = asyncio.create_task(self._heartbeat())
+        stop = asyncio.Event()
+        beat = asyncio.create_task(self._heartbeat(stop))
         try:
             return await work
         finally:
+            # A flag as well as cancel(): on Python 3.11 redis-py's wait_for can swallow a
+            # cancel, and a heartbeat that lives on would hold the entry forever.
+            stop.set()
             beat.cancel()
-            with suppress(asyncio.CancelledError):
-                await beat
+            await asyncio.wait([beat], timeout=5.0)
 
-    async def _heartbeat(self) -> None:
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
         interval = self.bus.settings.claim_idle_ms / 3000
-        while True:
-            await asyncio.sleep(interval)
+        while not stop.is_set():
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+            if stop.is_set():
+                return
             try:
                 await self.redis.xclaim(
                     self.consumer.stream,

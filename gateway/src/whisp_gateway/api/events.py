@@ -41,9 +41,16 @@ async def events(
     async with hub.subscribe(user.id) as sub:
         last = stream_id_key(last_event_id) if last_event_id else None
         if last_event_id:
-            for item in await hub.replay(user.id, last_event_id):
-                last = stream_id_key(item.entry_id)
-                yield to_sse(item)
+            async for found, reached in hub.replay(user.id, last_event_id):
+                for item in found:
+                    yield to_sse(item)
+                if not found or found[-1].entry_id != reached:
+                    # An id without data moves the client's Last-Event-ID past what was
+                    # scanned (EventSource fires no event): a long catch-up keeps its progress.
+                    yield ServerSentEvent(id=reached)
+                last = stream_id_key(reached)
+                if sub.overflowed:
+                    return  # live events outran the replay: the client resumes from `reached`
         while (live := await sub.queue.get()) is not None:
             if last is not None and stream_id_key(live.entry_id) <= last:
                 continue  # already sent during replay

@@ -8,18 +8,19 @@ exceptions.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.routing import APIRoute
 
 from whisp_gateway.api.recordings import submit_audio
 from whisp_gateway.dependencies import AudioDep, HubDep, LimitedUser, SettingsDep
 from whisp_gateway.export import subtitles
 from whisp_gateway.upstream import SubmitOptions
 from whisp_shared.events import TranscriptionFailed, TranscriptReady
-
-router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
 ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
 MODELS = ("whisper-1", "tiny.en")
@@ -55,6 +56,41 @@ def openai_error(
     )
 
 
+def from_http_exception(exc: HTTPException) -> JSONResponse:
+    detail: dict[str, object] = exc.detail if isinstance(exc.detail, dict) else {}
+    return openai_error(
+        exc.status_code,
+        str(detail.get("code", "error")),
+        str(detail.get("message", exc.detail)),
+        dict(exc.headers or {}),
+    )
+
+
+class OpenAIErrorRoute(APIRoute):
+    """Errors raised before the handler runs (auth 401, rate limit 429, a bad form 422) in
+    OpenAI's shape too, with their status and headers (Retry-After)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except HTTPException as exc:
+                return from_http_exception(exc)
+            except RequestValidationError as exc:
+                message = "; ".join(
+                    f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {e.get('msg', 'invalid')}"
+                    for e in list(exc.errors())[:5]
+                )
+                return openai_error(422, "invalid_request", message or "the request is not valid")
+
+        return route
+
+
+router = APIRouter(prefix="/v1", tags=["openai-compatible"], route_class=OpenAIErrorRoute)
+
+
 @router.get("/models")
 async def list_models() -> dict[str, Any]:
     return {
@@ -81,16 +117,7 @@ async def create_transcription(
 ) -> Response:
     words = "word" in (timestamp_granularities or [])
     options = SubmitOptions(language=language, prompt=prompt, word_timestamps=words)
-    try:
-        result = await submit_audio(user.id, file, options, True, settings, audio, hub)
-    except HTTPException as exc:
-        detail: dict[str, object] = exc.detail if isinstance(exc.detail, dict) else {}
-        return openai_error(
-            exc.status_code,
-            str(detail.get("code", "error")),
-            str(detail.get("message", exc.detail)),
-            dict(exc.headers or {}),
-        )
+    result = await submit_audio(user.id, file, options, True, settings, audio, hub)
     outcome = result.outcome
     if isinstance(outcome, TranscriptionFailed):
         status = 400 if outcome.code in CLIENT_ERRORS else 503 if outcome.retryable else 502

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from whisp_gateway.auth import CurrentUser
 from whisp_gateway.dependencies import AudioDep, HubDep, LimitedUser, RepoDep, SettingsDep
@@ -99,7 +99,7 @@ async def list_transcripts(
 
 class ExportQuery(BaseModel):
     format: Format = "jsonl"
-    q: str | None = None
+    q: str | None = Field(default=None, max_length=200)  # as TranscriptQuery: 422, not 500
     agent_id: str | None = None
     status: Status | None = None
     since: datetime | None = None
@@ -137,6 +137,8 @@ async def get_transcript(user: CurrentUser, repo: RepoDep, recording_id: str) ->
 async def delete_transcript(
     user: CurrentUser, repo: RepoDep, audio: AudioDep, recording_id: str
 ) -> None:
-    if not await repo.delete(user.id, recording_id):
+    if await repo.get(user.id, recording_id) is None:
         raise http_error(404, "not_found", f"no transcript {recording_id!r} in your history")
+    # Audio first: if the audio service is down (503), nothing is gone and a retry works.
     await audio.delete(user.id, recording_id)
+    await repo.delete(user.id, recording_id)

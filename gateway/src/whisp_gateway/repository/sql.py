@@ -7,6 +7,7 @@ Every read takes the caller's `user_id`: there is no query that crosses users.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import secrets
@@ -19,6 +20,7 @@ from typing import Any
 from sqlalchemy import and_, delete, event, func, insert, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import ColumnElement
 
@@ -40,6 +42,7 @@ from whisp_shared.events import (
 )
 
 EXPORT_BATCH = 200
+SCHEMA_ATTEMPTS = 5
 TOKEN_PREFIX = "wsp_"  # noqa: S105 (a visible prefix, not a secret)
 
 
@@ -77,8 +80,17 @@ class SqlRepository:
         )
 
     async def create_schema(self) -> None:
-        async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+        """Create what is missing. Replicas starting together race here; a loser finds the
+        tables on its next try (create_all skips what exists)."""
+        for attempt in range(1, SCHEMA_ATTEMPTS + 1):
+            try:
+                async with self.engine.begin() as conn:
+                    await conn.run_sync(metadata.create_all)
+                return
+            except DBAPIError:
+                if attempt == SCHEMA_ATTEMPTS:
+                    raise
+                await asyncio.sleep(0.05 * attempt)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -141,20 +153,36 @@ class SqlRepository:
         now = datetime.now(UTC)
         async with self.engine.begin() as conn:
             if isinstance(event, RecordingCompleted):
+                # The recording's own facts win over an outcome that arrived first: its time
+                # (the history's order) always, the rest where the outcome did not say.
+                origin = {
+                    "duration_s": event.duration_s,
+                    "agent_id": event.agent_id,
+                    "pipeline": event.pipeline,
+                    "session_id": event.session_id,
+                }
                 stmt = self._insert(transcripts).values(
                     recording_id=event.recording_id,
                     user_id=event.user_id,
                     status="processing",
                     text="",
                     segments=[],
-                    duration_s=event.duration_s,
-                    agent_id=event.agent_id,
-                    pipeline=event.pipeline,
-                    session_id=event.session_id,
-                    created_at=event.created_at,
+                    created_at=_utc(event.created_at),
                     updated_at=now,
+                    **origin,
                 )
-                await conn.execute(stmt.on_conflict_do_nothing(index_elements=["recording_id"]))
+                await conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["recording_id"],
+                        set_={
+                            "created_at": stmt.excluded.created_at,
+                            **{
+                                k: func.coalesce(transcripts.c[k], stmt.excluded[k]) for k in origin
+                            },
+                        },
+                        where=transcripts.c.user_id == event.user_id,
+                    )
+                )
             elif isinstance(event, TranscriptReady | TranscriptionFailed):
                 await self._upsert_outcome(conn, event, now)
             elif isinstance(event, AgentResponded | AgentFailed):
@@ -182,12 +210,18 @@ class SqlRepository:
             }
         else:
             fields = {"status": "failed", "error_code": event.code, "error_message": event.message}
+        # Before its RecordingCompleted, the outcome's own time and agent stand in.
+        agent = (
+            {"agent_id": event.agent_id, "pipeline": event.pipeline, "session_id": event.session_id}
+            if isinstance(event, TranscriptReady)
+            else {}
+        )
         stmt = self._insert(transcripts).values(
             recording_id=event.recording_id,
             user_id=event.user_id,
-            created_at=event.created_at,
+            created_at=_utc(event.created_at),
             updated_at=now,
-            **{"text": "", "segments": [], **fields},
+            **{"text": "", "segments": [], **agent, **fields},
         )
         await conn.execute(
             stmt.on_conflict_do_update(
@@ -331,7 +365,7 @@ def _answer_row(event: AgentResponded | AgentFailed) -> dict[str, Any]:
         "user_id": event.user_id,
         "agent_id": event.agent_id,
         "pipeline": event.pipeline,
-        "created_at": event.created_at,
+        "created_at": _utc(event.created_at),
     }
     if isinstance(event, AgentResponded):
         return {
