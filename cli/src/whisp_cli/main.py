@@ -57,8 +57,14 @@ def up(
         "data"
     ),
     log_dir: Annotated[
-        Path | None, typer.Option(help="Write each service's log here instead of the terminal.")
+        Path | None,
+        typer.Option(
+            help="Each service's JSON log goes to DIR/<service>.log [default: DATA_DIR/logs]."
+        ),
     ] = None,
+    logs_to_terminal: Annotated[
+        bool, typer.Option("--logs-to-terminal", help="Interleave every service's log here.")
+    ] = False,
 ) -> None:
     """Start Redis (unless REDIS_URL is set), the audio service, N workers, the agent service and
     the gateway; stop them all on Ctrl+C."""
@@ -66,7 +72,7 @@ def up(
         plan(workers, port),
         redis_url=os.environ.get("REDIS_URL"),
         data_dir=data_dir,
-        log_dir=log_dir,
+        log_dir=None if logs_to_terminal else (log_dir or data_dir / "logs"),
     )
     # SIGTERM behaves like Ctrl+C; both may arrive while starting, too.
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if inherited as ignored
@@ -75,6 +81,8 @@ def up(
         with console.status("Starting WhisPTT…"):
             stack.start()
         console.print(stack_table(stack))
+        if stack.log_dir is not None:
+            console.print(f"Logs: {stack.log_dir}/<service>.log")
         console.print(f"[bold green]WhisPTT is up:[/] http://127.0.0.1:{port}/  (Ctrl+C stops)")
         while True:
             stack.raise_if_dead()
