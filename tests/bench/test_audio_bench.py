@@ -46,6 +46,7 @@ import pytest
 import redis as redis_sync
 
 from tests.audio.pulse import PulseServer, available
+from tests.bench.stats import latency_stats
 from tests.gateway.server import serving
 from tests.support.speech import write_wav
 from whisp_audio.app import create_app
@@ -83,20 +84,6 @@ Entries = list[tuple[bytes, dict[bytes, bytes]]]
 # --- small measuring tools -----------------------------------------------------------------
 
 
-def stats_ms(samples_s: list[float]) -> dict[str, float]:
-    ms = sorted(s * 1000 for s in samples_s)
-    cuts = statistics.quantiles(ms, n=100, method="inclusive")
-    return {
-        "n": len(ms),
-        "median_ms": round(statistics.median(ms), 3),
-        "p90_ms": round(cuts[89], 3),
-        "p99_ms": round(cuts[98], 3),
-        "mean_ms": round(statistics.fmean(ms), 3),
-        "min_ms": round(ms[0], 3),
-        "max_ms": round(ms[-1], 3),
-    }
-
-
 @dataclass
 class Series:
     """Named latency samples (seconds) of one path; warm-up samples are not kept."""
@@ -107,7 +94,7 @@ class Series:
         self.samples.setdefault(name, []).append(seconds)
 
     def figures(self) -> dict[str, dict[str, float]]:
-        return {name: stats_ms(values) for name, values in self.samples.items()}
+        return {name: latency_stats(values) for name, values in self.samples.items()}
 
 
 def ratio(a: float, b: float) -> float:

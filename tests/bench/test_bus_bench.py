@@ -44,6 +44,7 @@ import redis as redis_sync
 from redis.asyncio import Redis
 
 import whisp_shared.bus as bus_module
+from tests.bench.stats import latency_stats
 from whisp_cli.redis_server import RedisServer, find_redis_server
 from whisp_shared.bus import Consumer, EventBus, Handler
 from whisp_shared.codec import DATA_FIELD, decode_entry, encode_entry
@@ -227,20 +228,6 @@ def rate(n: int, seconds: float) -> float:
 
 def median_rate(rounds: list[dict[str, float]]) -> float:
     return round(statistics.median(r["events_per_s"] for r in rounds), 1)
-
-
-def latency_stats(samples_s: list[float]) -> dict[str, float]:
-    ms = sorted(s * 1000 for s in samples_s)
-    cuts = statistics.quantiles(ms, n=100, method="inclusive")
-    return {
-        "n": len(ms),
-        "median_ms": round(statistics.median(ms), 4),
-        "p90_ms": round(cuts[89], 4),
-        "p99_ms": round(cuts[98], 4),
-        "mean_ms": round(statistics.fmean(ms), 4),
-        "min_ms": round(ms[0], 4),
-        "max_ms": round(ms[-1], 4),
-    }
 
 
 @dataclass
