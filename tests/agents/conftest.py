@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +113,16 @@ def make_rig(settings: AgentSettings, models: ModelSource | None = None) -> Rig:
         registry, settings, factory, sessions, store, ToolDeps(user_id="", notes=store)
     )
     return Rig(runtime, store, sessions, settings)
+
+
+def sse_events(text: str) -> list[tuple[str, dict[str, object]]]:
+    """(event, data) of each server-sent event in a response body."""
+    events = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in lines:
+            events.append((lines["event"], json.loads(lines["data"])))
+    return events
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from whisp_shared.streams import RESPONSES, TRANSCRIPTS
 def transcript(recording_id: str, text: str = "hello", **kw: object) -> TranscriptReady:
     return TranscriptReady(
         recording_id=recording_id, user_id="alice", text=text, engine="test", model="none",
-        audio_duration_s=1.0, processing_s=0.1, real_time_factor=0.1, **kw,  # type: ignore[arg-type]
+        audio_duration_s=1.0, processing_s=0.1, real_time_factor=0.1, **kw,
     )  # fmt: skip
 
 

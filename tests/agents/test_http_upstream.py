@@ -3,8 +3,7 @@ Retry-After, one retry layer only, and every failure becomes its status and code
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import httpx
@@ -12,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.agents.chat_stub import ChatStub, Reply, error
-from tests.agents.conftest import make_settings
+from tests.agents.conftest import make_settings, sse_events
 from whisp_agent.app import create_app
 from whisp_shared.bus import EventBus
 from whisp_shared.config import BusSettings
@@ -41,7 +40,9 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             yield c
 
 
-def run(client: httpx.AsyncClient, text: str = "hello", agent: str = "expert", **kw: object):
+def run(
+    client: httpx.AsyncClient, text: str = "hello", agent: str = "expert", **kw: object
+) -> Awaitable[httpx.Response]:
     return client.post("/run", json={"agent": agent, "input": text, **kw})
 
 
@@ -130,15 +131,6 @@ async def test_usage_from_the_server_is_counted(
     }  # fmt: skip
     sent = chat_stub.completions[0].body
     assert sent["model"] == "stub-model" and sent["max_tokens"] == 1500  # verbose table row
-
-
-def sse_events(text: str) -> list[tuple[str, dict[str, object]]]:
-    events = []
-    for block in text.strip().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        if "event" in lines:
-            events.append((lines["event"], json.loads(lines["data"])))
-    return events
 
 
 async def test_sse_streams_the_answer_as_it_is_generated(

@@ -11,7 +11,7 @@ import pytest
 
 from tests.agents.conftest import make_rig
 from tests.agents.local_llm_proc import LocalLLM
-from whisp_agent.runtime import RunRequest
+from whisp_agent.runs import RunRequest
 from whisp_agent.settings import AgentSettings, LocalLLMSettings
 
 pytestmark = pytest.mark.e2e

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from agents import Usage
@@ -10,19 +11,19 @@ from agents.testing import ModelStep, ScriptedModel, assistant_message, function
 
 from tests.agents.conftest import Rig, make_rig, make_settings
 from whisp_agent.errors import GuardrailTripped, MaxTurns, UnknownAgent
-from whisp_agent.runtime import RunRequest
+from whisp_agent.runs import RunRequest
 
 
 def usage(inp: int, out: int) -> Usage:
     return Usage(requests=1, input_tokens=inp, output_tokens=out, total_tokens=inp + out)
 
 
-def rig_for(tmp_path: Path, model: ScriptedModel, **extra: object) -> Rig:
+def rig_for(tmp_path: Path, model: ScriptedModel, **extra: Any) -> Rig:
     return make_rig(make_settings(tmp_path, **extra), models=lambda _p, _m: model)
 
 
 def ask(target: str, text: str = "hi", **kw: object) -> RunRequest:
-    return RunRequest(target=target, text=text, user_id=str(kw.pop("user", "alice")), **kw)  # type: ignore[arg-type]
+    return RunRequest(target=target, text=text, user_id=str(kw.pop("user", "alice")), **kw)
 
 
 async def test_tool_call_runs_the_python_tool_and_feeds_the_result_back(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 
-from whisp_audio.recorder import ErrorCallback, FrameCallback, SourceError
+from whisp_recorder import ErrorCallback, FrameCallback, SourceError
 
 
 class FailingSource:

@@ -27,10 +27,10 @@ from tests.audio.pulse import PulseServer, available
 from tests.audio.signals import correlation
 from tests.support.speech import duration_s, read_wav, word_error_rate
 from whisp_audio.app import create_app
-from whisp_audio.recorder import Recorder, RecorderState, RecorderStatus
-from whisp_audio.recorder.devices import list_input_devices, refresh_portaudio
-from whisp_audio.recorder.sounddevice_source import SoundDeviceSource, open_stream_count
 from whisp_audio.settings import AudioSettings
+from whisp_recorder import Recorder, RecorderState, RecorderStatus
+from whisp_recorder.devices import list_input_devices, refresh_portaudio
+from whisp_recorder.sounddevice_source import SoundDeviceSource, open_stream_count
 from whisp_shared.audio import decode_audio
 from whisp_shared.bus import EventBus
 from whisp_shared.config import BusSettings

@@ -22,8 +22,8 @@ from tests.audio.signals import correlation
 from tests.integration.bus_helpers import wait_for
 from tests.support.speech import duration_s, read_wav
 from whisp_audio.app import create_app
-from whisp_audio.recorder import AudioSource, FileReplaySource
 from whisp_audio.settings import AudioSettings
+from whisp_recorder import AudioSource, FileReplaySource, RecorderState
 from whisp_shared.audio import decode_audio
 from whisp_shared.bus import EventBus
 from whisp_shared.config import BusSettings
@@ -209,6 +209,28 @@ async def test_max_duration_stops_stores_and_publishes_by_itself(served, redis: 
         assert await redis.xlen("whisp:recordings") == 1  # the late stop published nothing
 
 
+async def test_a_stop_racing_the_max_duration_answers_with_that_recording(
+    served, redis: Redis
+) -> None:
+    """The recorder stops itself on its timer thread; a stop that finds it PROCESSING before
+    the event loop has heard of it waits for that news instead of refusing or polling."""
+    async with served() as svc:
+        recordings, registry = svc.app.state.recordings, svc.app.state.registry
+        await svc.client.post("/devices/usb/recording", headers=ALICE, json={"max_duration_s": 0.3})
+        recorder = registry.get(("alice", "usb"))
+        deadline = time.monotonic() + 5
+        # Blocking the loop on purpose: the recorder's notification stays queued, unheard.
+        while recorder.state is not RecorderState.PROCESSING:
+            assert time.monotonic() < deadline, "the recording did not stop by itself"
+            time.sleep(0.001)
+        assert recordings._sessions[("alice", "usb")].completing is None
+        result = await recordings.stop("alice", "usb")
+        assert result.stopped_by == "max_duration"
+        assert result.accepted.duration_s == pytest.approx(0.3, abs=0.02)
+    [event] = await published(redis)
+    assert event.recording_id == result.accepted.recording_id
+
+
 async def test_wrong_moves_are_409s_with_a_reason(served, redis: Redis) -> None:
     async with served() as svc:
         stop = await svc.client.post("/devices/usb/recording/stop", headers=ALICE)
@@ -217,7 +239,8 @@ async def test_wrong_moves_are_409s_with_a_reason(served, redis: Redis) -> None:
         assert cancel.status_code == 409 and cancel.json()["code"] == "not_recording"
         assert (await svc.client.post("/devices/usb/recording", headers=ALICE)).status_code == 201
         again = await svc.client.post("/devices/usb/recording", headers=ALICE)
-        assert again.status_code == 409 and again.json()["code"] == "already_recording"
+        assert again.status_code == 409 and again.json()["code"] == "invalid_transition"
+        assert "stop or cancel it first" in again.json()["message"]
         cancelled = await svc.client.post("/devices/usb/recording/cancel", headers=ALICE)
         assert cancelled.status_code == 200 and cancelled.json()["state"] == "idle"
         assert svc.devices.open_count() == 0
@@ -225,6 +248,10 @@ async def test_wrong_moves_are_409s_with_a_reason(served, redis: Redis) -> None:
             "/devices/usb/recording", headers=ALICE, json={"max_duration_s": -1}
         )
         assert too_long.status_code == 422 and "max_duration_s" in too_long.json()["message"]
+        typo = await svc.client.post(
+            "/devices/usb/recording", headers=ALICE, json={"langauge": "en"}
+        )
+        assert typo.status_code == 422 and "'langauge'" in typo.json()["message"]
     assert await redis.xlen("whisp:recordings") == 0
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from tests.audio.conftest import TONE_AMPLITUDE
 from tests.audio.sources import FailingSource
-from whisp_audio.recorder import (
+from whisp_recorder import (
     Action,
     FileReplaySource,
     InvalidTransition,
@@ -101,7 +101,7 @@ def test_every_state_action_pair(tone_wav: Path, state: RecorderState, action: A
 
 
 def test_the_code_table_is_the_documented_table() -> None:
-    from whisp_audio.recorder import TRANSITIONS
+    from whisp_recorder import TRANSITIONS
 
     assert dict(TRANSITIONS) == EXPECTED
 

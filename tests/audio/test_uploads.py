@@ -129,8 +129,9 @@ async def _refused(
 ):
     assert response.status_code == status, response.text
     body = response.json()
-    assert set(body) == {"code", "message"}
+    assert set(body) == {"code", "message", "retryable"}
     assert body["code"] == code
+    assert body["retryable"] is False, "a bad upload stays bad: sending it again cannot help"
     assert len(body["message"]) > 10
     assert await redis.xlen(RECORDINGS) == 0, "nothing may be published on an error"
     assert stored_files(data_dir) == [], "nothing may be kept on an error"
@@ -292,6 +293,7 @@ async def test_a_declared_oversize_body_is_refused_before_reading(
         ({"agent_id": "../etc"}, "field 'agent_id'"),
         ({"prompt": "x" * 2001}, "field 'prompt'"),
         ({"word_timestamps": "maybe"}, "field 'word_timestamps'"),
+        ({"langauge": "en"}, "field 'langauge': Extra inputs are not permitted"),
     ],
 )
 async def test_bad_form_fields_name_the_field(
@@ -302,6 +304,20 @@ async def test_bad_form_fields_name_the_field(
         response = await svc.client.post("/recordings", files=upload_files(wav), data=form)
         body = await _refused(svc, redis, data_dir, response, 422, "invalid_request")
     assert words in body["message"], body
+
+
+async def test_empty_form_fields_mean_unset(
+    audio_service: AudioServiceFactory, redis: Redis, speech
+) -> None:
+    """A browser form sends every field, the unused ones empty: that asks for nothing."""
+    wav = speech["late-for-dinner"][1].read_bytes()
+    blank = dict.fromkeys(("agent_id", "pipeline", "session_id", "language", "prompt"), "")
+    async with audio_service() as svc:
+        response = await svc.client.post("/recordings", files=upload_files(wav), data=blank)
+    assert response.status_code == 201, response.text
+    [event] = await published(redis)
+    assert (event.agent_id, event.pipeline, event.session_id) == (None, None, None)
+    assert (event.language, event.prompt, event.word_timestamps) == (None, None, False)
 
 
 async def test_a_missing_file_is_a_clear_422(
@@ -418,7 +434,9 @@ async def test_a_bus_outage_keeps_nothing(tmp_path: Path, speech) -> None:
             server.stop()
             response = await client.post("/recordings", files=upload_files(wav))
     assert response.status_code == 503
-    assert response.json()["code"] == "bus_unavailable"
+    body = response.json()
+    assert (body["code"], body["retryable"]) == ("unavailable", True)
+    assert "message bus" in body["message"]
     assert response.headers["retry-after"] == "5"
     assert stored_files(data_dir) == []
 
@@ -448,18 +466,30 @@ async def test_metrics_count_uploads_by_outcome(
     wav = speech["late-for-dinner"][1].read_bytes()
     accepted = {"outcome": "accepted", "code": ""}
     refused = {"outcome": "refused", "code": "unsupported_media_type"}
-    before = (
-        _sample("whisp_audio_uploads_total", accepted),
-        _sample("whisp_audio_uploads_total", refused),
-        _sample("whisp_audio_recorded_seconds_total", {"source": "upload"}),
-    )
-    async with audio_service() as svc:
+    invalid = {"outcome": "refused", "code": "invalid_request"}
+    too_large = {"outcome": "refused", "code": "file_too_large"}
+    unauthorized = {"outcome": "refused", "code": "unauthorized"}
+    counted = (accepted, refused, invalid, too_large, unauthorized)
+    before = [_sample("whisp_audio_uploads_total", labels) for labels in counted]
+    seconds_before = _sample("whisp_audio_recorded_seconds_total", {"source": "upload"})
+    token = "a-long-random-service-token"
+    async with audio_service(max_upload_bytes=500_000, service_token=token) as svc:
+        good = {"Authorization": f"Bearer {token}"}
+        await svc.client.post("/recordings", files=upload_files(wav), headers=good)
+        await svc.client.post(
+            "/recordings", files=upload_files(b"not audio, not at all"), headers=good
+        )
+        # Refusals made before the route runs count too: a bad field, the body limit's
+        # answer to a declared oversize, the token check.
+        await svc.client.post(
+            "/recordings", files=upload_files(wav), data={"language": "??"}, headers=good
+        )
+        await svc.client.post("/recordings", files=upload_files(b"\x00" * 1_000_000), headers=good)
         await svc.client.post("/recordings", files=upload_files(wav))
-        await svc.client.post("/recordings", files=upload_files(b"not audio, not at all"))
         text = (await svc.client.get("/metrics")).text
-    assert _sample("whisp_audio_uploads_total", accepted) == before[0] + 1
-    assert _sample("whisp_audio_uploads_total", refused) == before[1] + 1
-    gained = _sample("whisp_audio_recorded_seconds_total", {"source": "upload"}) - before[2]
+    after = [_sample("whisp_audio_uploads_total", labels) for labels in counted]
+    assert after == [n + 1 for n in before]
+    gained = _sample("whisp_audio_recorded_seconds_total", {"source": "upload"}) - seconds_before
     assert gained == pytest.approx(duration_s(speech["late-for-dinner"][1]), abs=0.01)
     assert "whisp_audio_active_recordings" in text
 

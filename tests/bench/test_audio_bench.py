@@ -50,12 +50,12 @@ from tests.bench.stats import latency_stats
 from tests.gateway.server import serving
 from tests.support.speech import write_wav
 from whisp_audio.app import create_app
-from whisp_audio.recorder import Recorder, RecorderState
-from whisp_audio.recorder.devices import refresh_portaudio
-from whisp_audio.recorder.sounddevice_source import SoundDeviceSource, open_stream_count
-from whisp_audio.recorder.source import ErrorCallback, FrameCallback, Frames
 from whisp_audio.settings import AudioSettings
 from whisp_cli.redis_server import RedisServer
+from whisp_recorder import Recorder, RecorderState
+from whisp_recorder.devices import refresh_portaudio
+from whisp_recorder.sounddevice_source import SoundDeviceSource, open_stream_count
+from whisp_recorder.source import ErrorCallback, FrameCallback, Frames
 from whisp_shared.bus import EventBus
 from whisp_shared.codec import decode_entry
 from whisp_shared.config import BusSettings

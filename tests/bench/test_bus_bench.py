@@ -50,6 +50,7 @@ from whisp_shared.bus import Consumer, EventBus, Handler
 from whisp_shared.codec import DATA_FIELD, decode_entry, encode_entry
 from whisp_shared.config import BusSettings
 from whisp_shared.events import (
+    EVENT_ADAPTER,
     Event,
     FailureFields,
     RecordingCompleted,
@@ -110,7 +111,7 @@ def recordings(tag: str, n: int) -> list[RecordingCompleted]:
 
 
 async def encoded(events: list[RecordingCompleted]) -> list[bytes]:
-    return [(await encode_entry(event))[DATA_FIELD] for event in events]
+    return [(encode_entry(event))[DATA_FIELD] for event in events]
 
 
 def transcript_for(event: Event) -> TranscriptReady:
@@ -481,7 +482,7 @@ async def test_publish_throughput(redis_server: RedisServer, report: dict[str, A
 
             started = time.perf_counter()
             for event in events:
-                await encode_entry(event)
+                encode_entry(event)
             elapsed = time.perf_counter() - started
             rounds["encode_only"].append(
                 {"seconds": elapsed, "events_per_s": rate(N_PUBLISH, elapsed)}
@@ -623,7 +624,10 @@ async def test_latency(redis_server: RedisServer, report: dict[str, Any]) -> Non
     stop = asyncio.Event()
 
     async def follow_bus_output() -> None:
-        tail, positions = StreamTail(tail_client, [output], block_ms=100), {output: "0-0"}
+        tail, positions = (
+            StreamTail(tail_client, [output], EVENT_ADAPTER, block_ms=100),
+            {output: "0-0"},
+        )
         while not stop.is_set():
             for item in await tail.read(positions):
                 probe.hit("tailed", item.event.recording_id)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from whisp_cli.desk.events import EventFeed, parse_sse
-from whisp_cli.desk.gateway import GatewayClient, GatewayError, SubmitOptions, error_from
+from whisp_cli.desk.gateway import GatewayClient, GatewayError, error_from
 from whisp_cli.desk.settings import CliSettings, HotkeySettings
 from whisp_cli.desk.sources import parse_device
 from whisp_cli.hotkey.autostart import config_home, desktop_exec, install_autostart, pid_path
@@ -23,19 +23,28 @@ from whisp_cli.hotkey.listener import display_kind
 from whisp_cli.record.terminal import Key, decode
 from whisp_cli.record.view import meter
 from whisp_shared.config import ConfigError
-from whisp_shared.events import TranscriptReady
+from whisp_shared.events import utc_now
+from whisp_shared.options import RecordingOptions
+from whisp_shared.views import Transcript, TranscriptUpdated
 
 
-def transcript(recording_id: str, text: str) -> TranscriptReady:
-    return TranscriptReady(
+def transcript(recording_id: str, text: str) -> TranscriptUpdated:
+    """The snapshot the gateway sends once a recording is transcribed."""
+    now = utc_now()
+    return TranscriptUpdated(
         recording_id=recording_id,
         user_id="local",
-        text=text,
-        engine="test",
-        model="test",
-        audio_duration_s=1.0,
-        processing_s=0.1,
-        real_time_factor=0.1,
+        transcript=Transcript(
+            recording_id=recording_id,
+            status="done",
+            text=text,
+            engine="test",
+            model="test",
+            duration_s=1.0,
+            processing_s=0.1,
+            created_at=now,
+            updated_at=now,
+        ),
     )
 
 
@@ -96,16 +105,17 @@ def _url(server: _SseServer) -> str:
 def test_event_feed_routes_by_recording_and_keeps_early_events(sse_server: _SseServer) -> None:
     early, mine = transcript("rec-early", "first"), transcript("rec-2", "second")
     sse_server.body = (
-        f"id: 5-0\nevent: transcript.ready\ndata: {early.model_dump_json()}\n\n"
+        f"id: 5-0\nevent: transcript.updated\ndata: {early.model_dump_json()}\n\n"
         'data: {"type": "something.new"}\n\n'
-        f"id: 6-0\nevent: transcript.ready\ndata: {mine.model_dump_json()}\n\n"
+        f"id: 6-0\nevent: transcript.updated\ndata: {mine.model_dump_json()}\n\n"
     ).encode()
     feed = EventFeed(_url(sse_server), "tok")
     watcher = feed.watch("rec-2")
     feed.start(timeout_s=5)
     try:
-        assert watcher.get(timeout=5) == mine
-        assert feed.watch("rec-early").get(timeout=5) == early  # arrived before anyone asked
+        assert watcher.get(timeout=5) == mine.transcript
+        # Arrived before anyone asked:
+        assert feed.watch("rec-early").get(timeout=5) == early.transcript
     finally:
         feed.close()
     headers = {k.lower(): v for k, v in sse_server.seen_headers.items()}
@@ -127,7 +137,7 @@ def test_an_unreachable_gateway_says_how_to_start_it() -> None:
 
     client = GatewayClient(f"http://127.0.0.1:{free_port()}", None)
     with pytest.raises(GatewayError, match="whisp up") as caught:
-        client.submit(b"RIFF", SubmitOptions())
+        client.submit(b"RIFF", RecordingOptions())
     client.close()
     assert caught.value.code == "gateway_unreachable"
 
@@ -142,8 +152,9 @@ def test_error_messages_are_actionable() -> None:
     )
     assert limited.status == 429 and "try again in 7 s" in str(limited)
     assert limited.code == "rate_limited"
-    nested = error_from(_response(413, {"detail": {"code": "too_big", "message": "max 25 MiB"}}))
-    assert nested.code == "too_big" and "max 25 MiB" in str(nested)
+    shared = {"code": "upload_too_large", "message": "max 25 MiB", "retryable": False}
+    too_big = error_from(_response(413, shared))
+    assert too_big.code == "upload_too_large" and "max 25 MiB" in str(too_big)
     assert "server problem" in str(error_from(_response(502, {"message": "audio down"})))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from whisp_gateway.repository.projection import snapshot_of
 from whisp_shared.events import (
     AgentFailed,
     AgentResponded,
@@ -14,6 +15,7 @@ from whisp_shared.events import (
     TranscriptReady,
     Word,
 )
+from whisp_shared.views import TranscriptUpdated
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -142,4 +144,11 @@ def agent_failed(
         code="agent_unavailable",
         message="the model server did not answer",
         retryable=True,
+    )
+
+
+def updated(event: TranscriptReady) -> TranscriptUpdated:
+    """What the gateway forwards to the user-events stream after storing `event`."""
+    return TranscriptUpdated(
+        **event.follow_up(), event_id=event.event_id, transcript=snapshot_of(event)
     )

@@ -16,7 +16,7 @@ from tests.gateway.conftest import GatewayFactory, add_users
 from tests.gateway.factories import answered, at, failed, recorded, transcribed
 from whisp_gateway.export import CSV_FIELDS
 from whisp_gateway.repository import SqlRepository
-from whisp_gateway.repository.models import Transcript
+from whisp_shared.views import Transcript
 
 TEXTS = [
     "first words in the kitchen",

@@ -9,7 +9,7 @@ from tests.gateway import sse
 from tests.gateway.conftest import GatewayFactory
 from tests.gateway.factories import answered, at, recorded, transcribed
 from tests.gateway.test_sse import connections
-from tests.integration.bus_helpers import stream_events, wait_for
+from tests.integration.bus_helpers import user_events, wait_for
 from whisp_gateway.repository import SqlRepository
 from whisp_gateway.repository.models import TranscriptQuery
 from whisp_shared.bus import EventBus
@@ -67,7 +67,7 @@ async def test_two_replicas_store_and_forward_each_event_once(
             await stream_a.nothing_more(0.3)
             await stream_b.nothing_more(0.1)
 
-        forwarded = await stream_events(redis, USER_EVENTS)
+        forwarded = await user_events(redis)
         assert await redis.xlen(USER_EVENTS) == TOTAL
         published_ids = sorted(event.event_id for _, event in events)  # type: ignore[attr-defined]
         assert sorted(e.event_id for e in forwarded) == published_ids

@@ -23,9 +23,10 @@ from tests.gateway.factories import (
     transcribed,
 )
 from whisp_gateway.repository import SqlRepository
-from whisp_gateway.repository.models import Transcript, TranscriptQuery
+from whisp_gateway.repository.models import TranscriptQuery
 from whisp_gateway.repository.tables import answers, transcripts, users
 from whisp_shared.events import Event
+from whisp_shared.views import Transcript
 
 
 def comparable(item: Transcript | None) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from tests.gateway import sse
 from tests.gateway.conftest import GatewayFactory, Served
-from tests.gateway.factories import transcribed
+from tests.gateway.factories import transcribed, updated
 from tests.integration.bus_helpers import wait_for
 from whisp_shared.bus import EventBus
 from whisp_shared.codec import encode_entry
@@ -62,7 +62,8 @@ async def test_resume_after_disconnect_gets_exactly_the_missed_events(
                 first = await stream.take(2)
                 # Leave mid-stream: r3..r5 are on the wire or queued, but never read.
             assert rids(first) == ["r1", "r2"]
-            assert all(m.event == "transcript.ready" for m in first)
+            assert all(m.event == "transcript.updated" for m in first)
+            assert all(m.payload["transcript"]["status"] == "done" for m in first)
             await connections(url, 0)  # the hub forgets a closed connection
 
             await publish(
@@ -180,7 +181,7 @@ async def test_a_client_that_cannot_keep_up_is_dropped_and_resumes(
                 await connections(url, 1)
                 for n in range(total):  # straight onto the live stream, as persistence would
                     event = transcribed(f"r{n:03d}", bulky, "local", segments=[])
-                    await publisher.publish(USER_EVENTS, event)
+                    await publisher.publish(USER_EVENTS, updated(event))
                 await connections(url, 0)  # dropped while we were not reading
                 stream = sse.Stream(response)
                 first: list[sse.Message] = []
@@ -207,9 +208,13 @@ async def test_resume_across_a_long_gap_of_other_users_events(
         ):
             async with sse.events(client) as stream:
                 await connections(url, 2)
-                await publisher.publish(USER_EVENTS, transcribed("mine-0", "before", "local"))
+                await publisher.publish(
+                    USER_EVENTS, updated(transcribed("mine-0", "before", "local"))
+                )
                 seen = await stream.next()
-            other = await encode_entry(transcribed("theirs", "not yours", "someone", segments=[]))
+            other = encode_entry(
+                updated(transcribed("theirs", "not yours", "someone", segments=[]))
+            )
             for chunk in range(12):  # 12,000 entries of someone else's, two of mine between
                 async with redis.pipeline(transaction=False) as pipe:
                     for _ in range(1000):
@@ -217,7 +222,7 @@ async def test_resume_across_a_long_gap_of_other_users_events(
                     await pipe.execute()
                 if chunk in (5, 10):
                     mine = transcribed(f"mine-{chunk}", "while away", "local")
-                    await publisher.publish(USER_EVENTS, mine)
+                    await publisher.publish(USER_EVENTS, updated(mine))
             # Once the live path has gone past them, only the replay can deliver them.
             assert rids(await watcher.take(3, timeout=20)) == ["mine-0", "mine-5", "mine-10"]
             async with sse.events(client, last_event_id=seen.id) as resumed:

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
-from whisp_shared.codec import decode_entry
+from whisp_shared.codec import decode_entry, decode_fields
 from whisp_shared.events import (
     Event,
     FailureFields,
@@ -16,6 +16,8 @@ from whisp_shared.events import (
     TranscriptionFailed,
     TranscriptReady,
 )
+from whisp_shared.streams import USER_EVENTS
+from whisp_shared.views import USER_EVENT_ADAPTER, UserEvent
 
 
 def recording(recording_id: str, user_id: str = "alice") -> RecordingCompleted:
@@ -42,6 +44,12 @@ def failure_for(event: Event, failure: FailureFields) -> TranscriptionFailed:
 
 async def stream_events(redis: Redis, stream: str) -> list[Event]:
     return [decode_entry(fields) for _id, fields in await redis.xrange(stream)]
+
+
+async def user_events(redis: Redis) -> list[UserEvent]:
+    """What the gateway forwarded to the users' live stream (snapshots)."""
+    entries = await redis.xrange(USER_EVENTS)
+    return [decode_fields(fields, USER_EVENT_ADAPTER) for _id, fields in entries]
 
 
 async def wait_for(

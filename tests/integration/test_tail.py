@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from tests.integration.bus_helpers import recording, transcript_for
 from whisp_shared.bus import EventBus
 from whisp_shared.config import BusSettings
-from whisp_shared.events import TranscriptReady
+from whisp_shared.events import EVENT_ADAPTER, TranscriptReady
 from whisp_shared.streams import RESULT_STREAMS, TRANSCRIPTS
 from whisp_shared.tail import StreamTail
 
@@ -21,7 +21,7 @@ async def test_two_tails_each_see_every_event_and_can_resume(
     bus = EventBus(bus_settings)
     await bus.start()
     try:
-        tails = [StreamTail(redis, RESULT_STREAMS, block_ms=100) for _ in range(2)]
+        tails = [StreamTail(redis, RESULT_STREAMS, EVENT_ADAPTER, block_ms=100) for _ in range(2)]
         starts = [await t.latest_ids() for t in tails]
         ids = [await bus.publish(TRANSCRIPTS, transcript_for(recording(f"r{i}"))) for i in range(3)]
 
@@ -40,7 +40,7 @@ async def test_tail_skips_garbage_and_reads_plain_json_entries(redis: Redis) -> 
     event = transcript_for(recording("plain"))
     await redis.xadd(TRANSCRIPTS, {"data": b"not json"})
     await redis.xadd(TRANSCRIPTS, {"data": event.model_dump_json()})
-    tail = StreamTail(redis, [TRANSCRIPTS], block_ms=100)
+    tail = StreamTail(redis, [TRANSCRIPTS], EVENT_ADAPTER, block_ms=100)
 
     positions = {TRANSCRIPTS: "0-0"}
     seen = await tail.read(positions)
@@ -56,7 +56,7 @@ async def test_follow_yields_events_published_after_it_started(
     bus = EventBus(bus_settings)
     await bus.start()
     try:
-        tail = StreamTail(redis, [TRANSCRIPTS], block_ms=100)
+        tail = StreamTail(redis, [TRANSCRIPTS], EVENT_ADAPTER, block_ms=100)
         follower = tail.follow()
         first = asyncio.ensure_future(anext(follower))
         await asyncio.sleep(0.2)

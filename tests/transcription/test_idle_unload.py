@@ -21,7 +21,7 @@ async def test_model_unloads_when_idle_and_reloads_for_the_next_clip(
     utt, wav = corpus[0]
     (audio_dir / wav.name).write_bytes(wav.read_bytes())
     async with running_worker(idle_unload_s=0.4) as app:
-        engine = app.state.worker.engine
+        engine = app.state.transcriber.engine
         assert engine.loaded
         deadline = time.monotonic() + 10
         while engine.loaded:

@@ -21,10 +21,17 @@ from pydantic import SecretStr
 
 from tests.transcription.openai_stub import OpenAIStub, Reply
 from whisp_shared.config import LoggingSettings
-from whisp_shared.errors import PermanentError, TransientError
 from whisp_shared.logs import configure_logging
+from whisp_shared.upstream import (
+    UpstreamAuth,
+    UpstreamBadRequest,
+    UpstreamBadResponse,
+    UpstreamRateLimited,
+    UpstreamUnavailable,
+)
 from whisp_transcription.engines.base import SAMPLE_RATE, Clip, TranscribeOptions
 from whisp_transcription.engines.openai_engine import OpenAIEngine
+from whisp_transcription.errors import EngineNotConfigured
 from whisp_transcription.settings import OpenAISettings
 
 KEY = "sk-test-d0n0tl0gme-7f3a9c1e5b"
@@ -146,7 +153,7 @@ async def test_retry_after_ms_and_cap(
 async def test_429_forever_gives_up_after_max_attempts(stub: OpenAIStub) -> None:
     stub.reset(then=Reply.error(429, "Rate limit reached for whisper-1", code="rate_limit_exceeded",
                                 headers={"Retry-After": "0"}))  # fmt: skip
-    with pytest.raises(TransientError) as caught:
+    with pytest.raises(UpstreamRateLimited) as caught:
         await engine_for(stub, max_attempts=4).transcribe(make_clip(), TranscribeOptions())
 
     error = caught.value
@@ -166,7 +173,7 @@ async def test_500_then_success(stub: OpenAIStub) -> None:
 async def test_5xx_forever_is_upstream_unavailable(stub: OpenAIStub) -> None:
     stub.reset(then=Reply(503, body=b"<html>Service Unavailable</html>",
                           headers={"Content-Type": "text/html"}))  # fmt: skip
-    with pytest.raises(TransientError) as caught:
+    with pytest.raises(UpstreamUnavailable) as caught:
         await engine_for(stub, max_attempts=3).transcribe(make_clip(), TranscribeOptions())
     assert (caught.value.code, caught.value.retryable) == ("upstream_unavailable", True)
     assert "503" in caught.value.message and "3 attempts" in caught.value.message
@@ -186,7 +193,7 @@ async def test_timeout_is_retried(stub: OpenAIStub) -> None:
 
 async def test_timeouts_forever_are_upstream_unavailable(stub: OpenAIStub) -> None:
     stub.reset(then=Reply(delay_s=1.0))
-    with pytest.raises(TransientError) as caught:
+    with pytest.raises(UpstreamUnavailable) as caught:
         await engine_for(stub, timeout_s=0.3, max_attempts=2).transcribe(
             make_clip(), TranscribeOptions()
         )
@@ -203,7 +210,7 @@ async def test_connection_refused_is_retried_then_unavailable(stub: OpenAIStub) 
         OpenAISettings(base_url=f"http://127.0.0.1:{port}/v1", max_attempts=2, max_backoff_s=0.05),
         SecretStr(KEY),
     )
-    with pytest.raises(TransientError) as caught:
+    with pytest.raises(UpstreamUnavailable) as caught:
         await engine.transcribe(make_clip(), TranscribeOptions())
     assert caught.value.code == "upstream_unavailable"
     assert "unreachable" in caught.value.message and "2 attempts" in caught.value.message
@@ -213,7 +220,7 @@ async def test_connection_refused_is_retried_then_unavailable(stub: OpenAIStub) 
 async def test_auth_failure_is_permanent_after_one_request(stub: OpenAIStub, status: int) -> None:
     stub.reset(then=Reply.error(status, f"Incorrect API key provided: {KEY}.",
                                 code="invalid_api_key"))  # fmt: skip
-    with pytest.raises(PermanentError) as caught:
+    with pytest.raises(UpstreamAuth) as caught:
         await engine_for(stub).transcribe(make_clip(), TranscribeOptions())
 
     error = caught.value
@@ -227,7 +234,7 @@ async def test_auth_failure_is_permanent_after_one_request(stub: OpenAIStub, sta
 async def test_bad_request_is_permanent_with_server_message(stub: OpenAIStub, status: int) -> None:
     said = "Invalid file format. Supported formats: ['flac', 'm4a', 'mp3', 'wav', 'webm']"
     stub.reset(then=Reply.error(status, said))
-    with pytest.raises(PermanentError) as caught:
+    with pytest.raises(UpstreamBadRequest) as caught:
         await engine_for(stub).transcribe(make_clip(), TranscribeOptions())
 
     assert (caught.value.code, caught.value.retryable) == ("upstream_bad_request", False)
@@ -249,7 +256,7 @@ async def test_malformed_200_is_upstream_bad_response(
     stub: OpenAIStub, body: bytes, content_type: str
 ) -> None:
     stub.reset(then=Reply(200, body=body, headers={"Content-Type": content_type}))
-    with pytest.raises(PermanentError) as caught:
+    with pytest.raises(UpstreamBadResponse) as caught:
         await engine_for(stub).transcribe(make_clip(), TranscribeOptions())
     assert caught.value.code == "upstream_bad_response"
     assert len(stub.requests) == 1
@@ -260,13 +267,13 @@ async def test_missing_api_key_is_not_configured(stub: OpenAIStub, key: str | No
     engine = engine_for(stub, key=None) if key is None else OpenAIEngine(
         OpenAISettings(base_url=stub.base_url), SecretStr(key)
     )  # fmt: skip
-    with pytest.raises(PermanentError) as caught:
+    with pytest.raises(EngineNotConfigured) as caught:
         engine.load()
     assert caught.value.code == "engine_not_configured"
     assert "OPENAI_API_KEY" in caught.value.message
     assert "WHISP_TRANSCRIPTION__OPENAI_API_KEY" in caught.value.message
     assert not engine.loaded
-    with pytest.raises(PermanentError):
+    with pytest.raises(EngineNotConfigured):
         await engine.transcribe(make_clip(), TranscribeOptions())
     assert stub.requests == []
 
@@ -306,7 +313,7 @@ async def test_api_key_never_logged(
         Reply.error(401, f"Incorrect API key provided: {KEY}."),
     )
     engine = engine_for(stub)
-    with pytest.raises(PermanentError):
+    with pytest.raises(UpstreamAuth):
         await engine.transcribe(make_clip(), TranscribeOptions())
     await engine.transcribe(make_clip(), TranscribeOptions())
 

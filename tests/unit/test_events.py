@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydantic import ValidationError
 
@@ -23,9 +25,19 @@ def make_recording(**extra: object) -> RecordingCompleted:
 
 async def test_codec_round_trip_keeps_type_and_fields() -> None:
     event = make_recording(agent_id="summarizer", duration_s=2.5)
-    decoded = decode_entry(await encode_entry(event))
+    decoded = decode_entry(encode_entry(event))
     assert decoded == event
     assert isinstance(decoded, RecordingCompleted)
+
+
+def test_entries_are_plain_fields_anyone_can_read() -> None:
+    """What redis-cli, KEDA or a consumer in another language sees: the type and JSON."""
+    event = make_recording(agent_id="summarizer")
+    fields = encode_entry(event)
+    assert set(fields) == {b"type", b"data"}
+    assert fields[b"type"] == b"recording.completed"
+    body = json.loads(fields[b"data"])
+    assert body["recording_id"] == "r1" and body["agent_id"] == "summarizer"
 
 
 def test_every_event_carries_identity_and_version() -> None:
@@ -71,5 +83,5 @@ def test_invalid_events_are_rejected(payload: bytes) -> None:
 
 
 def test_entry_without_payload_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="neither"):
+    with pytest.raises(ValueError, match=r"has no b.data. field"):
         decode_entry({b"other": b"x"})

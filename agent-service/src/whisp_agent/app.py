@@ -13,7 +13,9 @@ import httpx
 from agents import set_tracing_disabled
 from fastapi import FastAPI
 
-from whisp_agent.api import install_error_handler, router
+from whisp_agent.api.agents import agents_router
+from whisp_agent.api.records import records_router
+from whisp_agent.api.runs import runs_router
 from whisp_agent.build import AgentFactory, ModelSource, OpenAIModels
 from whisp_agent.consumer import agent_consumer
 from whisp_agent.registry import Registry, load_registry
@@ -24,6 +26,7 @@ from whisp_agent.store import Store
 from whisp_agent.tools import ToolDeps, builtin_tools
 from whisp_agent.tools.transcripts import GatewayTranscripts
 from whisp_shared.bus import EventBus
+from whisp_shared.caller import CallerPolicy
 from whisp_shared.config import BusSettings
 from whisp_shared.logs import get_logger
 from whisp_shared.service import create_service_app
@@ -90,7 +93,9 @@ def create_app(
     app.state.settings = settings
     app.state.runtime = runtime
     app.state.store = store
-    app.state.registry = registry
-    app.include_router(router)
-    install_error_handler(app)
+    app.state.caller_policy = CallerPolicy(
+        token=settings.service_token, user_required=settings.mode != "local"
+    )
+    for router in (agents_router, runs_router, records_router):
+        app.include_router(router)
     return app

@@ -2,15 +2,17 @@
 and its answer one `AgentResponded` (or, through the bus's failure path, an `AgentFailed`).
 
 Idempotency and acks are the bus's (`whisp_shared.bus`): the handler only returns the output
-event or raises an `AgentError`, whose `retryable` flag decides between "leave pending for a
-later delivery" (rate limits, upstream down) and "tell the user now" (unknown agent, bad key).
+event or raises an `AgentError` (a shared `WhispError`), whose `retryable` flag decides
+between "leave pending for a later delivery" (rate limits, upstream down) and "tell the user
+now" (unknown agent, bad key).
 The recording id is the run's idempotency key, so a redelivered run does not write its notes
 twice.
 """
 
 from __future__ import annotations
 
-from whisp_agent.runtime import AgentRuntime, RunRequest
+from whisp_agent.runs import RunRequest
+from whisp_agent.runtime import AgentRuntime
 from whisp_shared.bus import Consumer, Handler
 from whisp_shared.errors import PermanentError
 from whisp_shared.events import AgentFailed, AgentResponded, Event, FailureFields, TranscriptReady
@@ -35,7 +37,7 @@ def failure_event(event: Event, failure: FailureFields) -> AgentFailed:
 def make_handler(runtime: AgentRuntime) -> Handler:
     async def handle(event: Event) -> AgentResponded:
         if not isinstance(event, TranscriptReady):
-            raise PermanentError(f"cannot run an agent on {event.type}", code="bad_event")
+            raise PermanentError(f"cannot run an agent on {event.type}")
         target = event.pipeline or event.agent_id
         assert target is not None  # wants_agent() filtered the rest
         if event.pipeline and event.agent_id:

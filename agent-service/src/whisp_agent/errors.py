@@ -1,15 +1,13 @@
 """The agent service's error taxonomy: one class per thing a caller can act on.
 
-Each error has a stable `code` (the `AgentFailed.code` on the bus and the JSON `code` on
-REST), an HTTP status, and whether a retry may help (the bus re-delivers retryable ones).
+Each class is a shared `WhispError` with its stable `ErrorCode` (the `AgentFailed.code` on
+the bus and the JSON `code` on REST), its HTTP status, and whether a retry may help (the bus
+re-delivers retryable ones); the shared handler renders it, `Retry-After` included.
 `translate()` turns whatever the SDK or the OpenAI client raised into one of these, so no
 route or consumer has to know about SDK exception types.
 """
 
 from __future__ import annotations
-
-import math
-from typing import Any
 
 import openai
 from agents import (
@@ -22,83 +20,57 @@ from agents import (
     UserError,
 )
 
+from whisp_shared.codes import ErrorCode
 from whisp_shared.errors import WhispError
 from whisp_shared.retry import retry_after_seconds
+from whisp_shared.upstream import (
+    UpstreamAuth,
+    UpstreamBadRequest,
+    UpstreamBadResponse,
+    UpstreamRateLimited,
+    UpstreamUnavailable,
+    server_message,
+)
 
 
 class AgentError(WhispError):
-    status: int = 500
-    retry_after: float | None = None
+    """Base of the taxonomy: a run that failed for a reason no subclass names."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: str | None = None,
-        retryable: bool | None = None,
-        status: int | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, code=code, retryable=retryable)
-        if status is not None:
-            self.status = status
-        if retry_after is not None:
-            self.retry_after = retry_after
-
-    def headers(self) -> dict[str, str]:
-        if self.retry_after is None:
-            return {}
-        return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
-
-    def body(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "retryable": self.retryable}
+    code = ErrorCode.AGENT_ERROR
 
 
 class UnknownAgent(AgentError):
-    code, status = "unknown_agent", 404
+    code, status = ErrorCode.UNKNOWN_AGENT, 404
 
 
 class AgentConfigError(AgentError):
     """The agent exists but cannot run as configured (e.g. its provider has no API key)."""
 
-    code, status = "agent_config_error", 422
+    code, status = ErrorCode.AGENT_CONFIG_ERROR, 422
 
 
 class BadInput(AgentError):
-    code, status = "bad_input", 422
+    code, status = ErrorCode.BAD_INPUT, 422
+
+
+class InputTooLong(BadInput):
+    code, status = ErrorCode.INPUT_TOO_LONG, 413
 
 
 class GuardrailTripped(AgentError):
-    code, status = "guardrail_tripped", 422
+    code, status = ErrorCode.GUARDRAIL_TRIPPED, 422
 
 
 class MaxTurns(AgentError):
     """The agent kept calling tools or handing off without answering."""
 
-    code, status = "max_turns_exceeded", 502
+    code, status = ErrorCode.MAX_TURNS_EXCEEDED, 502
 
 
-class UpstreamRateLimited(AgentError):
-    code, status, retryable = "upstream_rate_limited", 429, True
-
-
-class UpstreamUnavailable(AgentError):
-    code, status, retryable = "upstream_unavailable", 503, True
-
-
-class UpstreamRejected(AgentError):
-    """Retrying cannot help: bad key, unknown model, a request the model server refuses."""
-
-    code, status = "upstream_bad_request", 502
-
-
-class UpstreamBadResponse(AgentError):
-    code, status = "upstream_bad_response", 502
-
-
-def translate(exc: BaseException, provider: str = "the model provider") -> AgentError:  # noqa: PLR0911 - one branch per exception family
-    """The AgentError for anything a run raised (AgentErrors pass through)."""
-    if isinstance(exc, AgentError):
+def translate(exc: BaseException, provider: str = "the model provider") -> WhispError:  # noqa: PLR0911 - one branch per exception family
+    """The WhispError for anything a run raised (WhispErrors pass through): this service's
+    own, or a provider failure from `whisp_shared.upstream`."""
+    if isinstance(exc, WhispError):
         return exc
     if isinstance(exc, InputGuardrailTripwireTriggered):
         info = exc.guardrail_result.output.output_info
@@ -119,14 +91,14 @@ def translate(exc: BaseException, provider: str = "the model provider") -> Agent
     if isinstance(exc, UserError):
         return AgentConfigError(f"the agent is misconfigured: {exc}")
     if isinstance(exc, AgentsException):
-        return AgentError(f"agent run failed: {exc}", code="agent_error")
+        return AgentError(f"agent run failed: {exc}")
     return UpstreamBadResponse(
         f"{provider} sent an answer that could not be used ({type(exc).__name__}: {exc})"
     )
 
 
-def _status_error(exc: openai.APIStatusError, provider: str) -> AgentError:
-    status, said = exc.status_code, _server_message(exc)
+def _status_error(exc: openai.APIStatusError, provider: str) -> WhispError:
+    status, said = exc.status_code, server_message(exc.body, exc.message)
     if status == 429:
         wait = retry_after_seconds(exc.response.headers)
         return UpstreamRateLimited(
@@ -138,15 +110,7 @@ def _status_error(exc: openai.APIStatusError, provider: str) -> AgentError:
             retry_after=retry_after_seconds(exc.response.headers) or 5,
         )
     if status in (401, 403):
-        return UpstreamRejected(
-            f"{provider} refused the credentials (HTTP {status}); check its API key",
-            code="upstream_auth",
+        return UpstreamAuth(
+            f"{provider} refused the credentials (HTTP {status}); check its API key"
         )
-    return UpstreamRejected(f"{provider} rejected the request (HTTP {status}): {said}")
-
-
-def _server_message(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return str(body["message"])[:300]
-    return str(body)[:300] if body else exc.message[:300]
+    return UpstreamBadRequest(f"{provider} rejected the request (HTTP {status}): {said}")

@@ -6,12 +6,9 @@ series per user (unbounded cardinality), so those live in the usage table (`GET 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from prometheus_client import Counter, Histogram
 
-if TYPE_CHECKING:
-    from whisp_agent.runtime import RunOutcome
+from whisp_agent.runs import RunOutcome
 
 RUNS = Counter(
     "whisp_agent_runs_total", "Agent and pipeline runs, by outcome code.", ["target", "outcome"]

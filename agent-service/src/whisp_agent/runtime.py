@@ -2,154 +2,53 @@
 
 A run yields `RunEvent`s (text deltas, agent switches, tool calls, stage boundaries) and ends
 with a `RunOutcome`; `run()` just drains the same stream, so streaming and non-streaming
-behave identically. Usage is counted per agent through SDK hooks (a handoff run spends
-tokens on several agents), then stored, exported and priced.
+behave identically. What a run spent is counted per agent (`usage`), then priced, stored and
+exported here once the run has finished, together with the session's attributed log.
 """
 
 from __future__ import annotations
 
-import inspect
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from agents import (
-    Agent,
-    AgentUpdatedStreamEvent,
-    ModelResponse,
-    RawResponsesStreamEvent,
-    RunConfig,
-    RunContextWrapper,
-    RunHooks,
-    RunItemStreamEvent,
-    Runner,
-)
+from agents import RunConfig, Runner
 from agents.memory import Session
 from agents.result import RunResultBase
-from pydantic import BaseModel, Field
 
 from whisp_agent import metrics
 from whisp_agent.build import AgentFactory
-from whisp_agent.errors import AgentConfigError, AgentError, BadInput, UnknownAgent, translate
+from whisp_agent.errors import AgentConfigError, BadInput, InputTooLong, UnknownAgent, translate
 from whisp_agent.registry import Registry
-from whisp_agent.sessions import SessionStore, turns_from
+from whisp_agent.runs import AgentUsage, RunEvent, RunKind, RunOutcome, RunRequest, StageResult
+from whisp_agent.sdk_events import run_events
+from whisp_agent.sessions import SessionStore, close_session, turns_from
 from whisp_agent.settings import AgentSettings
-from whisp_agent.spec import AgentSpec, StageSpec
-from whisp_agent.store import Store, UsageRow
+from whisp_agent.spec import StageSpec
+from whisp_agent.store import Store
 from whisp_agent.tools import ToolDeps
+from whisp_agent.usage import (
+    UsageHooks,
+    add_usage,
+    cost_usd,
+    total_cost,
+    total_usage,
+    usage_rows,
+)
 from whisp_shared.events import TokenUsage
 from whisp_shared.logs import get_logger
 
 log = get_logger(__name__)
 
 
-class RunRequest(BaseModel):
-    target: str
-    """An agent id or a pipeline id."""
-    text: str
-    user_id: str
-    session_id: str | None = None
-    run_key: str | None = None
-    """Idempotency key for side effects (the recording id on the bus)."""
-
-
-class AgentUsage(BaseModel):
-    agent_id: str
-    provider: str
-    model: str
-    usage: TokenUsage
-    cost_usd: float | None = None
-
-
-class StageResult(BaseModel):
-    index: int
-    name: str
-    agent_id: str
-    """The agent that answered (after any handoffs)."""
-    started_with: str
-    output: str
-    handoffs: list[str] = Field(default_factory=list)
-    usage: TokenUsage = Field(default_factory=TokenUsage)
-
-
-class RunOutcome(BaseModel):
-    run_id: str
-    target: str
-    kind: Literal["agent", "pipeline"]
-    agent_id: str
-    """Who gave the final answer."""
-    output: str
-    stages: list[StageResult]
-    usage: TokenUsage
-    by_agent: list[AgentUsage]
-    cost_usd: float | None
-    session_id: str | None
-    seconds: float
-
-
-class RunEvent(BaseModel):
-    """One step of a streamed run."""
-
-    type: Literal["delta", "agent", "tool", "stage", "done"]
-    agent_id: str | None = None
-    text: str | None = None
-    stage: int | None = None
-    outcome: RunOutcome | None = None
-
-
-def add_usage(a: TokenUsage, b: TokenUsage) -> TokenUsage:
-    return TokenUsage(
-        requests=a.requests + b.requests,
-        input_tokens=a.input_tokens + b.input_tokens,
-        output_tokens=a.output_tokens + b.output_tokens,
-        total_tokens=a.total_tokens + b.total_tokens,
-    )
-
-
-class _UsageHooks(RunHooks[ToolDeps]):
-    """Tokens per agent, from each model response as it arrives."""
-
-    def __init__(self) -> None:
-        self.by_agent: dict[str, TokenUsage] = {}
-        self.handoffs: list[str] = []
-        self.deltas: dict[str, int] = {}
-
-    def fill_missing_output_tokens(self) -> None:
-        """llama.cpp's server sends no usage in streams (it ignores `stream_options`): count
-        its text chunks instead (one token each there), so output tokens are not zero."""
-        for agent_id, chunks in self.deltas.items():
-            got = self.by_agent.get(agent_id, TokenUsage())
-            if got.output_tokens == 0 and chunks:
-                self.by_agent[agent_id] = got.model_copy(
-                    update={"output_tokens": chunks, "total_tokens": got.input_tokens + chunks}
-                )
-
-    async def on_llm_end(
-        self, context: RunContextWrapper[ToolDeps], agent: Agent[ToolDeps], response: ModelResponse
-    ) -> None:
-        u = response.usage
-        got = TokenUsage(
-            requests=max(u.requests, 1),
-            input_tokens=u.input_tokens,
-            output_tokens=u.output_tokens,
-            total_tokens=u.total_tokens or u.input_tokens + u.output_tokens,
-        )
-        self.by_agent[agent.name] = add_usage(self.by_agent.get(agent.name, TokenUsage()), got)
-
-    async def on_handoff(
-        self,
-        context: RunContextWrapper[ToolDeps],
-        from_agent: Agent[ToolDeps],
-        to_agent: Agent[ToolDeps],
-    ) -> None:
-        self.handoffs.append(f"{from_agent.name}->{to_agent.name}")
-
-
 @dataclass
 class _Run:
+    """What one run has gathered so far (usage per agent, finished stages)."""
+
     request: RunRequest
+    kind: RunKind
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started: float = field(default_factory=time.perf_counter)
     by_agent: dict[str, TokenUsage] = field(default_factory=dict)
@@ -173,7 +72,7 @@ class AgentRuntime:
         self.store = store
         self._deps = deps or ToolDeps(user_id="")
 
-    def kind_of(self, target: str) -> Literal["agent", "pipeline"]:
+    def kind_of(self, target: str) -> RunKind:
         if target in self.registry.agents:
             return "agent"
         if target in self.registry.pipelines:
@@ -201,7 +100,9 @@ class AgentRuntime:
         """Text as the model generates it, ending with a `done` event holding the outcome."""
         return self._events(request, streamed=True)
 
-    async def _events(self, request: RunRequest, streamed: bool) -> AsyncIterator[RunEvent]:
+    def _admit(self, request: RunRequest) -> RunKind:
+        """Refuse, before any model call, what cannot run: unknown or unavailable targets,
+        empty or oversized input."""
         kind = self.kind_of(request.target)
         problem = self.unavailable(request.target)
         if problem is not None:
@@ -209,47 +110,48 @@ class AgentRuntime:
         if not request.text.strip():
             raise BadInput("the input text is empty")
         if len(request.text) > self.settings.max_input_chars:
-            raise BadInput(
+            raise InputTooLong(
                 f"the input is {len(request.text)} characters; at most "
-                f"{self.settings.max_input_chars} are accepted",
-                code="input_too_long",
-                status=413,
+                f"{self.settings.max_input_chars} are accepted"
             )
-        state = _Run(request)
+        return kind
+
+    async def _events(self, request: RunRequest, streamed: bool) -> AsyncIterator[RunEvent]:
+        state = _Run(request, self._admit(request))
         session: Session | None = None
         try:
-            if kind == "agent":
+            if state.kind == "agent":
                 stages = [StageSpec(agent=request.target)]
             else:
                 stages = list(self.registry.pipelines[request.target].stages)
             # One agent keeps model memory in the session; a pipeline's stages each see only
             # their input, and the session then records the exchange (input → final answer).
-            session = self._session(request, kind)
+            session = self._session(request, state.kind)
             previous = request.text
             for index, stage in enumerate(stages):
-                if kind == "pipeline":
+                if state.kind == "pipeline":
                     yield RunEvent(type="stage", stage=index, agent_id=stage.agent)
                 text = (stage.prompt or "{input}").format(input=previous, original=request.text)
                 async for event in self._stage(state, index, stage, text, session, streamed):
                     yield event
                 previous = state.stages[-1].output
-            outcome = await self._finish(state, kind)
+            outcome = await self._finish(state)
         except Exception as exc:
-            await _close(session)
+            await close_session(session)
             error = translate(exc)
             metrics.RUNS.labels(request.target, error.code).inc()
             log.warning("agent_run_failed", target=request.target, code=error.code,
                         error=error.message)  # fmt: skip
             raise error from exc
-        await _close(session)
+        await close_session(session)
         yield RunEvent(type="done", agent_id=outcome.agent_id, outcome=outcome)
 
-    def _remembers(self, request: RunRequest, kind: str) -> bool:
+    def _remembers(self, request: RunRequest, kind: RunKind) -> bool:
         if request.session_id is None:
             return False
         return kind == "pipeline" or self.registry.agents[request.target].memory
 
-    def _session(self, request: RunRequest, kind: str) -> Session | None:
+    def _session(self, request: RunRequest, kind: RunKind) -> Session | None:
         """The SDK session, opened (lazily created) only for an agent that remembers."""
         if kind != "agent" or request.session_id is None or not self._remembers(request, kind):
             return None
@@ -267,7 +169,7 @@ class AgentRuntime:
         request = state.request
         spec = self.registry.agents[stage.agent]
         agent = self.factory.agent(stage.agent)
-        hooks = _UsageHooks()
+        hooks = UsageHooks()
         deps = ToolDeps(
             user_id=request.user_id,
             session_id=request.session_id,
@@ -286,21 +188,14 @@ class AgentRuntime:
                 trace_include_sensitive_data=False,
             ),
         }
-        pipeline = self.kind_of(request.target) == "pipeline"
         try:
             if streamed:
                 streaming = Runner.run_streamed(agent, text, **run_args)
-                current = stage.agent
-                async for event in streaming.stream_events():
-                    converted = _convert(event, current)
-                    if converted is None:
-                        continue
-                    if converted.type == "agent" and converted.agent_id:
-                        current = converted.agent_id
-                    elif converted.type == "delta":
-                        hooks.deltas[current] = hooks.deltas.get(current, 0) + 1
-                    converted.stage = index if pipeline else None
-                    yield converted
+                tag = index if state.kind == "pipeline" else None
+                async for event in run_events(streaming, stage.agent, tag):
+                    if event.type == "delta" and event.agent_id:
+                        hooks.count_delta(event.agent_id)
+                    yield event
                 hooks.fill_missing_output_tokens()
                 result: RunResultBase = streaming
             else:
@@ -309,9 +204,6 @@ class AgentRuntime:
             for agent_id, usage in hooks.by_agent.items():
                 state.by_agent[agent_id] = add_usage(state.by_agent.get(agent_id, TokenUsage()),
                                                      usage)  # fmt: skip
-        stage_usage = TokenUsage()
-        for usage in hooks.by_agent.values():
-            stage_usage = add_usage(stage_usage, usage)
         state.stages.append(
             StageResult(
                 index=index,
@@ -320,29 +212,24 @@ class AgentRuntime:
                 started_with=stage.agent,
                 output=str(result.final_output or "").strip(),
                 handoffs=hooks.handoffs,
-                usage=stage_usage,
+                usage=total_usage(hooks.by_agent.values()),
             )
         )
 
-    async def _finish(self, state: _Run, kind: Literal["agent", "pipeline"]) -> RunOutcome:
+    async def _finish(self, state: _Run) -> RunOutcome:
         request = state.request
         by_agent = [self._priced(agent_id, usage) for agent_id, usage in state.by_agent.items()]
-        total = TokenUsage()
-        for item in by_agent:
-            total = add_usage(total, item.usage)
-        costs = [a.cost_usd for a in by_agent]
-        cost = sum(c for c in costs if c is not None) if any(c is not None for c in costs) else None
         last = state.stages[-1]
         outcome = RunOutcome(
             run_id=state.run_id,
             target=request.target,
-            kind=kind,
+            kind=state.kind,
             agent_id=last.agent_id,
             output=last.output,
             stages=state.stages,
-            usage=total,
+            usage=total_usage(a.usage for a in by_agent),
             by_agent=by_agent,
-            cost_usd=cost,
+            cost_usd=total_cost(a.cost_usd for a in by_agent),
             session_id=request.session_id,
             seconds=round(time.perf_counter() - state.started, 4),
         )
@@ -350,34 +237,15 @@ class AgentRuntime:
         return outcome
 
     def _priced(self, agent_id: str, usage: TokenUsage) -> AgentUsage:
-        where = self.factory.resolve(self._spec(agent_id))
-        price = self.settings.prices.get(where.model)
-        cost = None
-        if price is not None:
-            cost = (
-                usage.input_tokens * price.input_per_mtok
-                + usage.output_tokens * price.output_per_mtok
-            ) / 1e6
+        where = self.factory.resolve(self.registry.agents[agent_id])
         return AgentUsage(
             agent_id=agent_id, provider=where.provider, model=where.model, usage=usage,
-            cost_usd=cost,
+            cost_usd=cost_usd(usage, self.settings.prices.get(where.model)),
         )  # fmt: skip
-
-    def _spec(self, agent_id: str) -> AgentSpec:
-        return self.registry.agents[agent_id]
 
     async def _record(self, outcome: RunOutcome, request: RunRequest) -> None:
         """Usage to SQLite and Prometheus; the exchange to the session's attributed log."""
-        rows = [
-            UsageRow(
-                user_id=request.user_id, session_id=request.session_id, run_id=outcome.run_id,
-                target=outcome.target, agent_id=a.agent_id, provider=a.provider, model=a.model,
-                requests=a.usage.requests, input_tokens=a.usage.input_tokens,
-                output_tokens=a.usage.output_tokens, cost_usd=a.cost_usd,
-            )
-            for a in outcome.by_agent
-        ]  # fmt: skip
-        await self.store.record_usage(rows)
+        await self.store.record_usage(usage_rows(outcome, request))
         metrics.observe(outcome)
         if request.session_id is None or not self._remembers(request, outcome.kind):
             return
@@ -394,31 +262,4 @@ class AgentRuntime:
                     {"role": "assistant", "content": outcome.output},
                 ]
             )
-            await _close(session)
-
-
-async def _close(session: Session | None) -> None:
-    """SQLite sessions hold connections (sync close); Redis ones share the store's client
-    (async close, a no-op for an injected client)."""
-    close = getattr(session, "close", None)
-    if callable(close):
-        result = close()
-        if inspect.isawaitable(result):
-            await result
-
-
-def _convert(event: Any, current: str) -> RunEvent | None:
-    if isinstance(event, RawResponsesStreamEvent):
-        if getattr(event.data, "type", "") == "response.output_text.delta":
-            return RunEvent(type="delta", agent_id=current, text=event.data.delta)  # type: ignore[union-attr]
-        return None
-    if isinstance(event, AgentUpdatedStreamEvent):
-        return RunEvent(type="agent", agent_id=event.new_agent.name)
-    if isinstance(event, RunItemStreamEvent) and event.name == "tool_called":
-        raw = getattr(event.item, "raw_item", None)
-        name = getattr(raw, "name", None) or (raw.get("name") if isinstance(raw, dict) else None)
-        return RunEvent(type="tool", agent_id=current, text=str(name or "tool"))
-    return None
-
-
-__all__ = ["AgentError", "AgentRuntime", "RunEvent", "RunOutcome", "RunRequest"]
+            await close_session(session)

@@ -13,6 +13,7 @@ Nothing touches the filesystem until the first session is opened.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sqlite3
 import threading
 import time
@@ -145,6 +146,16 @@ class RedisSessions:
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
+
+
+async def close_session(session: Session | None) -> None:
+    """Release one opened SDK session: SQLite sessions hold connections (sync close); Redis
+    ones share the store's client (async close, a no-op for an injected client)."""
+    close = getattr(session, "close", None)
+    if callable(close):
+        result = close()
+        if inspect.isawaitable(result):
+            await result
 
 
 def turns_from(

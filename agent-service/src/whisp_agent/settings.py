@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 
-from whisp_shared.config import SectionSettings, service_token_field
+from whisp_shared.config import ServiceSettings, service_token_field
 
 Verbosity = Literal["concise", "normal", "verbose"]
 VERBOSITIES: tuple[str, ...] = ("concise", "normal", "verbose")
@@ -129,13 +129,9 @@ def default_registry() -> list[Path]:
     return [Path("agents")]
 
 
-class AgentSettings(SectionSettings):
-    """Not a `ServiceSettings` subclass only to keep this module free of the web stack:
-    `whisp agents validate` imports it in the CLI."""
-
+class AgentSettings(ServiceSettings):
     section: ClassVar[str] = "agents"
 
-    host: str = "127.0.0.1"
     port: int = Field(default=8003, ge=0, le=65535)
     registry: list[Path] = Field(default_factory=default_registry)
     """YAML files or folders of them (every `*.yaml`/`*.yml`, sorted); default: the shipped

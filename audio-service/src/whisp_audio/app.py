@@ -3,6 +3,9 @@
 Nothing is opened at import time. The lifespan creates the data folder, runs the
 retention policy (at start, then every `retention_interval_s`), watches device
 recordings for vanished clients, and on shutdown releases every device.
+
+Callers are checked by the shared `CallerDep` against `app.state.caller_policy`; every
+error leaves through the shared handler set as `{code, message, retryable}`.
 """
 
 from __future__ import annotations
@@ -10,32 +13,30 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from whisp_audio import metrics
-from whisp_audio.api.audio_files import audio_router
-from whisp_audio.api.devices import devices_router
-from whisp_audio.api.errors import install_error_handlers
-from whisp_audio.api.uploads import install_upload_limit, uploads_router
-from whisp_audio.auth import check_exposure
+from whisp_audio.api import audio_files, devices, uploads
+from whisp_audio.api.uploads import install_upload_middleware
 from whisp_audio.device_recordings import DeviceRecordings, SourceFactory
 from whisp_audio.ingest import Ingest
-from whisp_audio.recorder import AudioSource, RecorderRegistry
 from whisp_audio.settings import AudioSettings
 from whisp_audio.storage import RecordingStore
+from whisp_recorder import AudioSource, RecorderRegistry
 from whisp_shared.bus import EventBus
+from whisp_shared.caller import CallerPolicy
 from whisp_shared.config import BusSettings
 from whisp_shared.logs import get_logger
-from whisp_shared.service import create_service_app
+from whisp_shared.service import background, create_service_app
 
 log = get_logger(__name__)
 
 
 def microphone(device: str | int | None) -> AudioSource:
     """The default source factory: a PortAudio input stream (imported only when used)."""
-    from whisp_audio.recorder.sounddevice_source import SoundDeviceSource  # noqa: PLC0415
+    from whisp_recorder.sounddevice_source import SoundDeviceSource  # noqa: PLC0415
 
     return SoundDeviceSource(device)
 
@@ -48,7 +49,7 @@ def create_app(
     """`source_factory` turns a device reference into an AudioSource (a microphone by
     default; a FileReplaySource to drive device recordings from files)."""
     settings = settings or AudioSettings()
-    check_exposure(settings)
+    settings.check_exposure()
     bus = bus or EventBus(BusSettings())
     store = RecordingStore(settings.data_dir)
     ingest = Ingest(store, bus, settings)
@@ -58,19 +59,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         store.root.mkdir(parents=True, exist_ok=True)
-        recordings.bind_loop(asyncio.get_running_loop())
         metrics.ACTIVE_RECORDINGS.set_function(registry.active_count)
-        tasks = [
-            asyncio.create_task(_retention_loop(store, settings)),
-            asyncio.create_task(recordings.watchdog()),
-        ]
         try:
-            yield
+            async with background(_retention_loop(store, settings), recordings.watchdog()):
+                yield
         finally:
-            for task in tasks:
-                task.cancel()
-                with suppress(asyncio.CancelledError):
-                    await task
             await recordings.shutdown()
 
     async def storage_writable() -> bool:
@@ -80,15 +73,15 @@ def create_app(
         "WhisPTT audio service", bus, lifespan=lifespan, checks={"storage": storage_writable}
     )
     app.state.settings = settings
+    app.state.caller_policy = CallerPolicy(token=settings.service_token)
     app.state.store = store
     app.state.ingest = ingest
     app.state.registry = registry
     app.state.recordings = recordings
-    install_error_handlers(app)
-    install_upload_limit(app, settings)
-    app.include_router(uploads_router())
-    app.include_router(audio_router())
-    app.include_router(devices_router())
+    install_upload_middleware(app, settings)
+    app.include_router(uploads.router)
+    app.include_router(audio_files.router)
+    app.include_router(devices.router)
     return app
 
 

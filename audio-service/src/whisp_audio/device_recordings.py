@@ -1,12 +1,15 @@
-"""Device recordings driven over HTTP: one Recorder per (user, device), started and
-stopped by requests, watched over an event stream, and never left running unattended.
+"""Device recordings: one Recorder per (user, device), started and stopped on request,
+watched over an event stream, and never left running unattended.
 
 - A stop stores and publishes through `Ingest`, exactly like an upload.
-- A recording that reaches `max_duration_s` stops itself; it is stored and published
+- A recording that reaches its maximum duration stops itself; it is stored and published
   at once, and a late `stop` from the client answers with that recording.
 - A client that goes away (its event stream closed and no status poll for
   `disconnect_grace_s`) has its recording cancelled and the device released.
 - Shutdown releases every device.
+
+This is the domain: it speaks in recorder states and `Accepted` recordings and refuses
+with the service's `WhispError`s; the HTTP shapes live in `whisp_audio.api`.
 """
 
 from __future__ import annotations
@@ -20,12 +23,19 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, Field
 
 from whisp_audio import metrics
-from whisp_audio.errors import ApiError
-from whisp_audio.ingest import Accepted, Ingest, RecordingOptions
-from whisp_audio.recorder import (
+from whisp_audio.errors import (
+    AlreadyRecording,
+    DeviceUnavailable,
+    EmptyRecording,
+    NotRecording,
+    UnknownDevice,
+)
+from whisp_audio.ingest import Accepted, Ingest
+from whisp_audio.settings import AudioSettings
+from whisp_recorder import (
+    FLOOR_DBFS,
     AudioSource,
     DeviceNotFound,
     InvalidTransition,
@@ -36,44 +46,39 @@ from whisp_audio.recorder import (
     RecorderStatus,
     SourceError,
 )
-from whisp_audio.recorder.level import FLOOR_DBFS
-from whisp_audio.recorder.machine import ACTIVE_STATES
-from whisp_audio.settings import AudioSettings
+from whisp_recorder.machine import ACTIVE_STATES
+from whisp_shared.errors import WhispError
 from whisp_shared.logs import get_logger
+from whisp_shared.options import RecordingOptions
 
 log = get_logger(__name__)
 
 DeviceRef = str | int | None
 SourceFactory = Callable[[DeviceRef], AudioSource]
+StoppedBy = Literal["stop", "max_duration"]
 QUEUE_SIZE = 256
 IDLE_SESSION_TTL_S = 600.0
 """An idle session nobody has looked at for this long is forgotten (bounded memory)."""
 
 
-class StartRecording(RecordingOptions):
-    """Body of `POST /devices/{device}/recording` (all optional)."""
+@dataclass(frozen=True)
+class DeviceSnapshot:
+    """One (user, device) as its client sees it: the recorder's status and what the
+    service remembers beside it."""
 
-    max_duration_s: float | None = Field(default=None, gt=0)
-    """Stop by itself after this long (at most the service's own limit)."""
-
-
-class DeviceStatus(BaseModel):
     device: str
-    state: RecorderState
-    elapsed_s: float
-    level_dbfs: float
-    reason: str
+    status: RecorderStatus
     max_duration_s: float | None
     error: str | None = None
     last_recording_id: str | None = None
 
 
-class StopResult(BaseModel):
-    recording_id: str
-    duration_s: float
-    audio_uri: str
-    content_type: str
-    stopped_by: Literal["stop", "max_duration"]
+@dataclass(frozen=True)
+class DeviceResult:
+    """A device recording stored and published, and what ended it."""
+
+    accepted: Accepted
+    stopped_by: StoppedBy
 
 
 @dataclass
@@ -85,24 +90,32 @@ class DeviceSession:
     options: RecordingOptions = field(default_factory=RecordingOptions)
     last_seen: float = field(default_factory=time.monotonic)
     listeners: int = 0
-    last_result: StopResult | None = None
+    last_result: DeviceResult | None = None
     last_error: str | None = None
     completing: asyncio.Task[None] | None = None
+    """Storing and publishing a recording that stopped itself."""
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set on the event loop whenever the recorder reports a state change (its threads
+    move it first; the loop hears about it a moment later)."""
 
     def touch(self) -> None:
         self.last_seen = time.monotonic()
 
-    def describe(self, status: RecorderStatus) -> DeviceStatus:
-        return DeviceStatus(
+    def snapshot(self, status: RecorderStatus) -> DeviceSnapshot:
+        return DeviceSnapshot(
             device=self.key[1],
-            state=status.state,
-            elapsed_s=status.elapsed_s,
-            level_dbfs=status.level_dbfs,
-            reason=status.reason,
+            status=status,
             max_duration_s=self.recorder.max_duration_s,
             error=status.error or (self.last_error if status.state is RecorderState.IDLE else None),
-            last_recording_id=self.last_result.recording_id if self.last_result else None,
+            last_recording_id=self.last_result.accepted.recording_id if self.last_result else None,
         )
+
+    async def settled(self) -> None:
+        """Wait until the loop has caught up with the recorder: a recording that stopped
+        itself (or another request's stop) is PROCESSING before its news arrives here."""
+        while self.recorder.state is RecorderState.PROCESSING and self.completing is None:
+            self.changed.clear()
+            await self.changed.wait()
 
 
 def resolve_device(name: str, default: DeviceRef) -> DeviceRef:
@@ -125,14 +138,12 @@ class DeviceRecordings:
         self.settings = settings
         self.source_factory = source_factory
         self._sessions: dict[RecorderKey, DeviceSession] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
 
     # -------------------------------------------------------------- sessions
 
     def _session(self, user_id: str, device: str) -> DeviceSession:
+        """The session of (user, device), created on first use; called on the event loop,
+        which then hears every state change of its recorder."""
         key = (user_id, device)
         session = self._sessions.get(key)
         if session is None:
@@ -144,25 +155,28 @@ class DeviceRecordings:
                 ),
             )
             session = self._sessions[key] = DeviceSession(key, recorder)
-            recorder.subscribe(lambda status: self._from_recorder_thread(session, status))
+            loop = asyncio.get_running_loop()
+
+            def from_recorder_thread(status: RecorderStatus) -> None:
+                """Recorder threads -> the loop (never block them, never call back in)."""
+                if status.reason == "level":
+                    return
+                with suppress(RuntimeError):  # the loop is closing: shutdown releases it
+                    loop.call_soon_threadsafe(self._on_recorder_event, session, status)
+
+            recorder.subscribe(from_recorder_thread)
         return session
 
     def _peek(self, user_id: str, device: str) -> DeviceSession | None:
         """The session if one exists: asking about a device must not create state."""
         return self._sessions.get((user_id, device))
 
-    def _from_recorder_thread(self, session: DeviceSession, status: RecorderStatus) -> None:
-        """Recorder threads -> the event loop (never block them, never call back in)."""
-        if status.reason not in ("max_duration", "error") or self._loop is None:
-            return
-        with suppress(RuntimeError):  # the loop is closing: shutdown releases the device
-            self._loop.call_soon_threadsafe(self._on_recorder_event, session, status)
-
     def _on_recorder_event(self, session: DeviceSession, status: RecorderStatus) -> None:
         if status.reason == "error":
             session.last_error = status.error
         elif status.reason == "max_duration" and session.completing is None:
             session.completing = asyncio.create_task(self._complete_auto_stop(session))
+        session.changed.set()
 
     async def _complete_auto_stop(self, session: DeviceSession) -> None:
         recording = session.recorder.result
@@ -171,48 +185,41 @@ class DeviceRecordings:
                 session.last_result = await self._publish(
                     session, recording.samples, "max_duration"
                 )
-        except ApiError as exc:
+        except WhispError as exc:
             session.last_error = exc.message
         finally:
             await asyncio.to_thread(session.recorder.finish)
 
     async def _publish(
-        self,
-        session: DeviceSession,
-        samples: npt.NDArray[np.float32],
-        stopped_by: Literal["stop", "max_duration"],
-    ) -> StopResult:
+        self, session: DeviceSession, samples: npt.NDArray[np.float32], stopped_by: StoppedBy
+    ) -> DeviceResult:
         if samples.size == 0:
-            raise ApiError(
-                422, "empty_recording", "nothing was recorded (the device delivered no audio)"
-            )
-        accepted: Accepted = await self.ingest.submit(
+            raise EmptyRecording("nothing was recorded (the device delivered no audio)")
+        accepted = await self.ingest.submit(
             user_id=session.key[0], samples=samples, options=session.options, source="device"
         )
-        return StopResult(
-            recording_id=accepted.recording_id,
-            duration_s=accepted.duration_s,
-            audio_uri=accepted.audio_uri,
-            content_type=accepted.content_type,
-            stopped_by=stopped_by,
-        )
+        return DeviceResult(accepted, stopped_by)
 
     # -------------------------------------------------------------- actions
 
-    async def start(self, user_id: str, device: str, request: StartRecording) -> DeviceStatus:
+    async def start(
+        self,
+        user_id: str,
+        device: str,
+        options: RecordingOptions,
+        max_duration_s: float | None = None,
+    ) -> DeviceSnapshot:
+        """Arm and start at once; stops by itself after `max_duration_s` (at most the
+        service's own limit)."""
         session = self._session(user_id, device)
         recorder = session.recorder
         if recorder.state is not RecorderState.IDLE:
-            raise ApiError(
-                409,
-                "already_recording",
-                f"the recording on {device!r} is {recorder.state}; stop or cancel it first",
+            raise AlreadyRecording(
+                f"the recording on {device!r} is {recorder.state}; stop or cancel it first"
             )
         limit = self.settings.max_duration_s
-        recorder.max_duration_s = min(request.max_duration_s or limit, limit)
-        session.options = RecordingOptions(
-            **request.model_dump(exclude={"max_duration_s"}),
-        )
+        recorder.max_duration_s = min(max_duration_s or limit, limit)
+        session.options = options
         session.last_result = session.last_error = None
         session.completing = None
         session.touch()
@@ -221,67 +228,61 @@ class DeviceRecordings:
         except SourceError as exc:
             session.last_error = str(exc)
             if isinstance(exc, DeviceNotFound):
-                raise ApiError(404, "unknown_device", str(exc)) from exc
-            raise ApiError(503, "device_unavailable", str(exc)) from exc
+                raise UnknownDevice(str(exc)) from exc
+            raise DeviceUnavailable(str(exc)) from exc
         await asyncio.to_thread(recorder.start)
-        return session.describe(recorder.status("start"))
+        return session.snapshot(recorder.status("start"))
 
-    async def stop(self, user_id: str, device: str) -> StopResult:
+    async def stop(self, user_id: str, device: str) -> DeviceResult:
+        """Stop, store and publish; a recording that already stopped itself answers with
+        what it published."""
         session = self._peek(user_id, device)
         if session is None:
-            raise ApiError(409, "not_recording", f"there is no recording on {device!r} to stop")
+            raise NotRecording(f"there is no recording on {device!r} to stop")
         session.touch()
-        recorder = session.recorder
-        for _ in range(100):  # an automatic stop in flight reaches the loop within ms
-            if recorder.state is not RecorderState.PROCESSING or session.completing:
-                break
-            await asyncio.sleep(0.01)
+        await session.settled()
+        if session.completing is None and session.recorder.state is RecorderState.RECORDING:
+            try:
+                return await self._stop_and_publish(session)
+            except InvalidTransition:
+                await session.settled()  # it stopped itself (or was cancelled) meanwhile
         if session.completing is not None:
             await asyncio.shield(session.completing)
             if session.last_result is not None:
                 return session.last_result
-            raise ApiError(
-                409, "not_recording", session.last_error or "the recording had already ended"
-            )
-        if recorder.state is not RecorderState.RECORDING:
-            why = f" ({session.last_error})" if session.last_error else ""
-            raise ApiError(
-                409, "not_recording", f"there is no recording on {device!r} to stop{why}"
-            )
+            raise NotRecording(session.last_error or "the recording had already ended")
+        why = f" ({session.last_error})" if session.last_error else ""
+        raise NotRecording(f"there is no recording on {device!r} to stop{why}")
+
+    async def _stop_and_publish(self, session: DeviceSession) -> DeviceResult:
+        recorder = session.recorder
+        recording = await asyncio.to_thread(recorder.stop)
         try:
-            recording = await asyncio.to_thread(recorder.stop)
-            session.last_result = await self._publish(session, recording.samples, "stop")
+            session.last_result = result = await self._publish(session, recording.samples, "stop")
         finally:
             # Stored and published, or failed: either way the device is free for the next.
-            if recorder.state in (RecorderState.PROCESSING,):  # re-read: stop moved it
-                await asyncio.to_thread(recorder.finish)
-        return session.last_result
+            await asyncio.to_thread(recorder.finish)
+        return result
 
-    async def cancel(self, user_id: str, device: str, reason: str = "client") -> DeviceStatus:
+    async def cancel(self, user_id: str, device: str, reason: str = "client") -> DeviceSnapshot:
         session = self._peek(user_id, device)
         if session is None or session.recorder.state not in ACTIVE_STATES:
-            raise ApiError(409, "not_recording", f"there is no recording on {device!r} to cancel")
+            raise NotRecording(f"there is no recording on {device!r} to cancel")
         session.touch()
         recorder = session.recorder
         await asyncio.to_thread(recorder.cancel)
         metrics.DEVICE_CANCELLED.labels(reason).inc()
-        return session.describe(recorder.status("cancel"))
+        return session.snapshot(recorder.status("cancel"))
 
-    def status(self, user_id: str, device: str) -> DeviceStatus:
+    def status(self, user_id: str, device: str) -> DeviceSnapshot:
         session = self._peek(user_id, device)
         if session is None:
-            return DeviceStatus(
-                device=device,
-                state=RecorderState.IDLE,
-                elapsed_s=0.0,
-                level_dbfs=FLOOR_DBFS,
-                reason="level",
-                max_duration_s=self.settings.max_duration_s,
-            )
+            idle = RecorderStatus(RecorderState.IDLE, 0.0, FLOOR_DBFS, "level")
+            return DeviceSnapshot(device, idle, self.settings.max_duration_s)
         session.touch()
-        return session.describe(session.recorder.status("level"))
+        return session.snapshot(session.recorder.status("level"))
 
-    async def events(self, user_id: str, device: str) -> AsyncIterator[DeviceStatus]:
+    async def events(self, user_id: str, device: str) -> AsyncIterator[DeviceSnapshot]:
         """Every change of this recorder, starting with its current status; the stream's
         presence alone keeps the recording alive."""
         session = self._session(user_id, device)
@@ -301,11 +302,11 @@ class DeviceRecordings:
         unsubscribe = session.recorder.subscribe(from_thread)
         session.listeners += 1
         try:
-            yield session.describe(session.recorder.status("level"))
+            yield session.snapshot(session.recorder.status("level"))
             while True:
                 status = await queue.get()
                 session.touch()
-                yield session.describe(status)
+                yield session.snapshot(status)
         finally:
             session.listeners -= 1
             session.touch()

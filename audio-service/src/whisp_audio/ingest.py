@@ -16,49 +16,31 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field
 
 from whisp_audio import metrics
-from whisp_audio.convert import wav_bytes
-from whisp_audio.errors import ApiError
+from whisp_audio.errors import BusUnavailable
 from whisp_audio.formats import AudioKind
 from whisp_audio.settings import AudioSettings
 from whisp_audio.storage import RecordingStore, StoredRecording, new_recording_id
+from whisp_recorder.convert import wav_bytes
 from whisp_shared.audio import TARGET_RATE
 from whisp_shared.bus import EventBus
 from whisp_shared.events import RecordingCompleted
 from whisp_shared.logs import get_logger
+from whisp_shared.options import RecordingOptions
 from whisp_shared.streams import RECORDINGS
 
 log = get_logger(__name__)
 
-NAME_PATTERN = r"^[A-Za-z0-9][\w.:-]*$"
-
-
-class RecordingOptions(BaseModel):
-    """What the caller asks of the transcription (and of an agent), for any recording."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    agent_id: str | None = Field(default=None, max_length=64, pattern=NAME_PATTERN)
-    pipeline: str | None = Field(default=None, max_length=64, pattern=NAME_PATTERN)
-    session_id: str | None = Field(default=None, max_length=128, pattern=NAME_PATTERN)
-    language: str | None = Field(
-        default=None, max_length=16, pattern=r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})?$"
-    )
-    """ISO 639 code such as `en` or `pt-BR`; None lets the engine decide."""
-    word_timestamps: bool = False
-    prompt: str | None = Field(default=None, max_length=2000)
-    """Spelling hints for the recogniser (names, jargon)."""
-
 
 @dataclass(frozen=True)
 class Accepted:
+    """A recording stored and announced: what its submitter is told."""
+
     recording_id: str
     duration_s: float
     audio_uri: str
     content_type: str
-    event_id: str
 
 
 def public_base_url(settings: AudioSettings) -> str:
@@ -95,7 +77,8 @@ class Ingest:
         original: bytes | None = None,
         kind: AudioKind | None = None,
     ) -> Accepted:
-        """Store `samples` (16 kHz mono) as WAV beside the original, then announce it."""
+        """Store `samples` (16 kHz mono) as WAV beside the original, then announce it with
+        the caller's `options` (any model that carries them: only the options are taken)."""
         started = time.perf_counter()
         recording_id = new_recording_id()
         duration_s = len(samples) / TARGET_RATE
@@ -117,19 +100,16 @@ class Ingest:
             audio_uri=self.audio_uri(meta),
             content_type="audio/wav",
             duration_s=round(duration_s, 3),
-            **options.model_dump(),
+            **options.options().model_dump(),
         )
         try:
             await self.bus.publish(RECORDINGS, event)
         except Exception as exc:
             await asyncio.to_thread(self.store.delete, recording_id)
             log.error("publishing a recording failed", error=str(exc), recording_id=recording_id)
-            raise ApiError(
-                503,
-                "bus_unavailable",
+            raise BusUnavailable(
                 "the recording could not be queued for transcription (message bus "
-                "unreachable); nothing was kept, please try again",
-                headers={"Retry-After": "5"},
+                "unreachable); nothing was kept, please try again"
             ) from exc
         metrics.PUBLISHED.labels(source).inc()
         metrics.RECORDED_SECONDS.labels(source).inc(duration_s)
@@ -142,6 +122,4 @@ class Ingest:
             duration_s=round(duration_s, 2),
             trace_id=event.trace_id,
         )
-        return Accepted(
-            recording_id, round(duration_s, 3), event.audio_uri, "audio/wav", event.event_id
-        )
+        return Accepted(recording_id, round(duration_s, 3), event.audio_uri, "audio/wav")

@@ -5,8 +5,8 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr
 
-from whisp_shared.config import service_token_field
-from whisp_shared.service import ServiceSettings
+from whisp_shared.config import ServiceSettings, service_token_field
+from whisp_shared.netutil import is_loopback
 
 
 class AudioSettings(ServiceSettings):
@@ -33,3 +33,13 @@ class AudioSettings(ServiceSettings):
     """How often the retention policy runs (also once at start)."""
     default_device: str | int | None = None
     """sounddevice input device for device recordings (None: the system default)."""
+
+    def check_exposure(self) -> None:
+        """Refuse to serve audio beyond loopback without a service token: with no token,
+        anything that can reach the port could read every recording. (On loopback, callers
+        are this machine's own processes.)"""
+        if not is_loopback(self.host) and self.service_token is None:
+            raise RuntimeError(
+                f"audio.host is {self.host} (beyond loopback) but no service token is set: "
+                "set WHISP_AUDIO__SERVICE_TOKEN"
+            )

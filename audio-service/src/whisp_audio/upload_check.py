@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from whisp_audio.errors import ApiError
+from whisp_audio.errors import AudioTooLong, FileTooLarge, UndecodableAudio, UnsupportedMediaType
 from whisp_audio.formats import SNIFF_BYTES, AudioKind, accepted_list, declared_duration_s, sniff
 from whisp_shared.audio import TARGET_RATE, decode_audio
+from whisp_shared.codes import ErrorCode
 from whisp_shared.errors import PermanentError
 
 HEADER_SLACK_S = 1.0
@@ -41,30 +42,22 @@ def describe_seconds(seconds: float) -> str:
     return f"{seconds:.1f} s"
 
 
-def too_long(seconds: float | None, limit_s: float) -> ApiError:
+def too_long(seconds: float | None, limit_s: float) -> AudioTooLong:
     what = f"is {describe_seconds(seconds)} long" if seconds else "is too long"
-    return ApiError(
-        413,
-        "audio_too_long",
-        f"the recording {what}; the limit is {describe_seconds(limit_s)}",
-    )
+    return AudioTooLong(f"the recording {what}; the limit is {describe_seconds(limit_s)}")
 
 
 def check_upload(data: bytes, max_bytes: int, max_duration_s: float) -> CheckedUpload:
     if len(data) > max_bytes:
-        raise ApiError(
-            413,
-            "file_too_large",
+        raise FileTooLarge(
             f"the file is {len(data)} bytes; the limit is {max_bytes} bytes "
             f"({max_bytes / 1024**2:.0f} MiB)",
         )
     if not data:
-        raise ApiError(422, "undecodable_audio", "the file is empty")
+        raise UndecodableAudio("the file is empty")
     kind = sniff(data[:SNIFF_BYTES])
     if kind is None:
-        raise ApiError(
-            415,
-            "unsupported_media_type",
+        raise UnsupportedMediaType(
             "the file is not audio in a format we take (judged from its content, not its "
             f"name or declared type); accepted: {accepted_list()}",
         )
@@ -74,9 +67,7 @@ def check_upload(data: bytes, max_bytes: int, max_duration_s: float) -> CheckedU
     try:
         samples = decode_audio(data, max_seconds=max_duration_s)
     except PermanentError as exc:
-        if exc.code == "audio_too_long":
+        if exc.code == ErrorCode.AUDIO_TOO_LONG:
             raise too_long(None, max_duration_s) from exc
-        raise ApiError(
-            422, "undecodable_audio", f"the {kind.label} file cannot be decoded: {exc.message}"
-        ) from exc
+        raise UndecodableAudio(f"the {kind.label} file cannot be decoded: {exc.message}") from exc
     return CheckedUpload(kind, samples)

@@ -21,6 +21,9 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
+from whisp_shared.caller import USER_HEADER, service_headers
+from whisp_shared.codes import ErrorCode
+
 DEFAULT_URL = "http://127.0.0.1:8003"
 
 agent_app = typer.Typer(help="Run an agent or pipeline on text.", no_args_is_help=True)
@@ -31,7 +34,7 @@ errors = Console(stderr=True)
 UrlOpt = Annotated[str, typer.Option("--url", envvar="WHISP_AGENT_URL", help="The agent service.")]
 UserOpt = Annotated[
     str | None,
-    typer.Option("--user", envvar="WHISP_USER", help="Act for this user (X-Whisp-User)."),
+    typer.Option("--user", envvar="WHISP_USER", help=f"Act for this user ({USER_HEADER})."),
 ]
 
 
@@ -48,12 +51,7 @@ class ServiceError(Exception):
 
 
 def _client(url: str, user: str | None) -> httpx.Client:
-    headers = {}
-    if user:
-        headers["X-Whisp-User"] = user
-    token = os.environ.get("WHISP_AGENTS__SERVICE_TOKEN")
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
+    headers = service_headers(os.environ.get("WHISP_AGENTS__SERVICE_TOKEN"), user)
     return httpx.Client(base_url=url, headers=headers, timeout=httpx.Timeout(10.0, read=300.0))
 
 
@@ -64,11 +62,10 @@ def _raise_for(response: httpx.Response) -> None:
         body = json.loads(response.read())
     except ValueError:
         body = {}
-    detail = body.get("detail")
-    message = body.get("message") or (json.dumps(detail) if detail else response.reason_phrase)
+    message = body.get("message") or response.reason_phrase
     raise ServiceError(
         response.status_code,
-        str(body.get("code", "http_error")),
+        str(body.get("code", ErrorCode.UNAVAILABLE)),
         str(message),
         response.headers.get("Retry-After"),
     )

@@ -10,16 +10,16 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
+from whisp_gateway import metrics
 from whisp_gateway.api import agents, events, openai_compat, recordings, session
+from whisp_gateway.clients import AgentService, AudioService
+from whisp_gateway.consumer import snapshot_consumers
 from whisp_gateway.hub import EventHub
-from whisp_gateway.persistence import persistence_consumers
 from whisp_gateway.ratelimit import Limit, RateLimiter
 from whisp_gateway.repository import Repository, open_repository
 from whisp_gateway.settings import GatewaySettings
-from whisp_gateway.upstream import AudioService, Upstream
 from whisp_shared.bus import EventBus
 from whisp_shared.config import BusSettings
-from whisp_shared.http_errors import install_error_handlers
 from whisp_shared.service import create_service_app
 
 WEB_DIR = Path(__file__).parent / "web"
@@ -35,7 +35,7 @@ def create_app(
     repo = repo or open_repository(settings.database_url)
     limit = Limit.parse(settings.rate_limit, settings.rate_burst)
     token = settings.service_token.get_secret_value() if settings.service_token else None
-    for consumer in persistence_consumers(repo):
+    for consumer in snapshot_consumers(repo):
         bus.consume(consumer)
 
     @asynccontextmanager
@@ -46,7 +46,7 @@ def create_app(
         app.state.hub = hub
         app.state.limiter = RateLimiter(bus.redis, limit)
         app.state.audio = AudioService(settings.audio_service_url, token)
-        app.state.agents = Upstream(settings.agent_service_url, "agent", token)
+        app.state.agents = AgentService(settings.agent_service_url, token)
         try:
             yield
         finally:
@@ -56,11 +56,15 @@ def create_app(
             await repo.close()
 
     app = create_service_app(
-        "WhisPTT gateway", bus, lifespan=lifespan, checks={"database": repo.ping}
+        "WhisPTT gateway",
+        bus,
+        lifespan=lifespan,
+        checks={"database": repo.ping},
+        openai_prefix=openai_compat.OPENAI_PREFIX,
     )
     app.state.settings = settings
     app.state.repo = repo
-    install_error_handlers(app)
+    app.add_middleware(metrics.RequestMetrics)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

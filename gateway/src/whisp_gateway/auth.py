@@ -9,23 +9,24 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, Response, status
+from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from whisp_gateway.repository import Repository
 from whisp_gateway.repository.models import User
 from whisp_gateway.settings import GatewaySettings
+from whisp_shared.caller import LOCAL_USER_ID, USER_HEADER, bearer, token_matches
+from whisp_shared.errors import unauthorized
 from whisp_shared.netutil import is_loopback
 
 COOKIE = "whisp_session"
 SESSION_MAX_AGE_S = 30 * 24 * 3600
-LOCAL_USER = User(id="local", name="local")
+LOCAL_USER = User(id=LOCAL_USER_ID, name=LOCAL_USER_ID)
 
-bearer = HTTPBearer(auto_error=False)
+bearer_scheme = HTTPBearer(auto_error=False)
 
 
 def _serializer(settings: GatewaySettings) -> URLSafeTimedSerializer:
@@ -47,17 +48,9 @@ def clear_session_cookie(response: Response) -> None:
     response.delete_cookie(COOKIE, httponly=True, samesite="strict")
 
 
-def unauthorized(message: str) -> HTTPException:
-    return HTTPException(
-        status.HTTP_401_UNAUTHORIZED,
-        detail={"code": "unauthorized", "message": message},
-        headers={"WWW-Authenticate": "Bearer"},
-    )
-
-
 async def current_user(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> User:
     settings: GatewaySettings = request.app.state.settings
     repo: Repository = request.app.state.repo
@@ -90,11 +83,11 @@ def service_acting_for(request: Request, settings: GatewaySettings, token: str) 
     """A sibling service (the agent service's transcript search) acting for a user: it
     proves itself with the service token and names the user in `X-Whisp-User`."""
     expected = settings.service_token
-    if expected is None or not hmac.compare_digest(token, expected.get_secret_value()):
+    if expected is None or not token_matches(bearer(token), expected):
         return None
-    user_id = request.headers.get("X-Whisp-User")
+    user_id = request.headers.get(USER_HEADER)
     if not user_id:
-        raise unauthorized("a service call must name its user in X-Whisp-User")
+        raise unauthorized(f"a service call must name its user in {USER_HEADER}")
     return User(id=user_id, name=user_id)
 
 

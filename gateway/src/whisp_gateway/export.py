@@ -11,7 +11,7 @@ import io
 from collections.abc import AsyncIterator, Callable
 from typing import Literal
 
-from whisp_gateway.repository.models import Transcript
+from whisp_shared.views import Transcript
 
 Format = Literal["jsonl", "csv", "txt", "srt", "vtt"]
 

@@ -20,9 +20,12 @@ from redis.asyncio import Redis
 from whisp_shared.logs import get_logger
 from whisp_shared.streams import USER_EVENTS
 from whisp_shared.tail import StreamTail, TailedEvent
+from whisp_shared.views import USER_EVENT_ADAPTER, UserEvent
 
 log = get_logger(__name__)
 QUEUE_SIZE = 256
+
+UserItem = TailedEvent[UserEvent]
 
 
 def stream_id_key(entry_id: str) -> tuple[int, int]:
@@ -43,16 +46,14 @@ def valid_stream_id(entry_id: str) -> bool:
 @dataclass(eq=False)  # identity-hashed: each connection is its own subscription
 class Subscription:
     user_id: str
-    queue: asyncio.Queue[TailedEvent | None] = field(
-        default_factory=lambda: asyncio.Queue(QUEUE_SIZE)
-    )
+    queue: asyncio.Queue[UserItem | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     overflowed: bool = False
 
 
 class EventHub:
     def __init__(self, redis: Redis, block_ms: int = 1000) -> None:
         self.redis = redis
-        self.tail = StreamTail(redis, [USER_EVENTS], block_ms=block_ms)
+        self.tail = StreamTail(redis, [USER_EVENTS], USER_EVENT_ADAPTER, block_ms=block_ms)
         self._subs: dict[str, set[Subscription]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._running = False
@@ -88,7 +89,7 @@ class EventHub:
                 log.warning("user-events read failed; retrying", error=str(exc))
                 await asyncio.sleep(1.0)
 
-    def _dispatch(self, item: TailedEvent) -> None:
+    def _dispatch(self, item: UserItem) -> None:
         for sub in list(self._subs.get(item.event.user_id, ())):
             try:
                 sub.queue.put_nowait(item)
@@ -122,9 +123,7 @@ class EventHub:
             if not subs:
                 del self._subs[sub.user_id]
 
-    async def replay(
-        self, user_id: str, after: str
-    ) -> AsyncIterator[tuple[list[TailedEvent], str]]:
+    async def replay(self, user_id: str, after: str) -> AsyncIterator[tuple[list[UserItem], str]]:
         """The user's events after `after` (exclusive), straight from Redis, one XREAD batch
         at a time: (theirs in the batch, the id the scan has reached). However many other
         users' events lie in between, nothing of theirs is skipped."""

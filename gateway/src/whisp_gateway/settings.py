@@ -5,8 +5,7 @@ from typing import ClassVar
 
 from pydantic import AliasChoices, Field, SecretStr
 
-from whisp_shared.config import service_token_field
-from whisp_shared.service import ServiceSettings
+from whisp_shared.config import ServiceSettings, service_token_field
 
 
 class GatewaySettings(ServiceSettings):

@@ -14,13 +14,15 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from whisp_shared.codes import ErrorCode
 from whisp_shared.errors import PermanentError
 
 TARGET_RATE = 16_000
 
 
 class AudioDecodeError(PermanentError):
-    code = "undecodable_audio"
+    code = ErrorCode.UNDECODABLE_AUDIO
+    status = 422
 
 
 def decode_audio(
@@ -49,7 +51,8 @@ def decode_audio(
                 if limit is not None and total > limit:
                     raise PermanentError(
                         f"the recording is longer than the {max_seconds:.0f} s limit",
-                        code="audio_too_long",
+                        code=ErrorCode.AUDIO_TOO_LONG,
+                        status=413,
                     )
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().reshape(-1).astype(np.float32, copy=False))

@@ -24,6 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any, cast
 
 from faststream import AckPolicy
@@ -34,7 +35,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from whisp_shared.codec import DATA_FIELD, decode_entry, encode_entry
+from whisp_shared.codec import DATA_FIELD, TYPE_FIELD, decode_entry, encode_entry, event_type
 from whisp_shared.config import BusSettings
 from whisp_shared.errors import WhispError
 from whisp_shared.events import Event, EventBase, FailureFields
@@ -59,24 +60,8 @@ HANDLE_SECONDS = Histogram(
     ["stream", "group"],
 )
 
-# KEYS: done-marker, output stream, input stream, last-error hash, dead-letter stream
-# ARGV: done ttl, maxlen, group, entry id, output data ('' = none), dead-letter payload,
-#       error text, delivery count, dead-letter? ('1' or '')
-_FINISH_LUA = """
-local out_id = false
-if redis.call('SET', KEYS[1], ARGV[4], 'NX', 'EX', ARGV[1]) then
-  if ARGV[5] ~= '' then
-    out_id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', '__data__', ARGV[5])
-  end
-  if ARGV[9] == '1' then
-    redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[2], '*', '__data__', ARGV[6],
-      'error', ARGV[7], 'group', ARGV[3], 'source_id', ARGV[4], 'deliveries', ARGV[8])
-  end
-end
-redis.call('XACK', KEYS[3], ARGV[3], ARGV[4])
-redis.call('HDEL', KEYS[4], ARGV[4])
-return out_id
-"""
+_FINISH_LUA = (resources.files(__package__) / "finish.lua").read_text()
+"""Marks the recording done, publishes the output (or dead-letters), acks: one step."""
 
 
 def default_consumer_name() -> str:
@@ -182,7 +167,7 @@ class EventBus:
         """XADD one event; returns its stream id."""
         entry_id = await self.redis.xadd(
             stream,
-            cast(Any, await encode_entry(event)),
+            cast(Any, encode_entry(event)),
             maxlen=self.settings.stream_maxlen,
             approximate=True,
         )
@@ -229,9 +214,9 @@ class EventBus:
         return handle
 
 
-def _payload(fields: dict[bytes, bytes]) -> bytes:
-    """The entry's body as written, whichever field carried it."""
-    return fields.get(DATA_FIELD) or fields.get(b"data") or repr(fields).encode()
+def _payload(fields: dict[bytes, bytes]) -> tuple[bytes, bytes]:
+    """The entry's type and body as written (all its fields, when it has no body)."""
+    return fields.get(TYPE_FIELD, b""), fields.get(DATA_FIELD) or repr(fields).encode()
 
 
 class _Delivery:
@@ -335,7 +320,7 @@ class _Delivery:
         self,
         event: Event | None,
         output: EventBase | None = None,
-        dead_letter: bytes | None = None,
+        dead_letter: tuple[bytes, bytes] | None = None,
         error: str = "",
         deliveries: int = 0,
     ) -> None:
@@ -345,7 +330,8 @@ class _Delivery:
             if event
             else f"whisp:done:{consumer.stream}:{consumer.group}:entry:{self.entry_id}"
         )
-        out_data = (await encode_entry(output))[DATA_FIELD] if output is not None else b""
+        out_data = output.model_dump_json().encode() if output is not None else b""
+        dead_type, dead_data = dead_letter or (b"", b"")
         await self.bus.finish_script(
             keys=[
                 done_key,
@@ -360,10 +346,12 @@ class _Delivery:
                 consumer.group,
                 self.entry_id,
                 out_data,
-                dead_letter or b"",
+                dead_data,
                 error,
                 deliveries,
                 "1" if dead_letter is not None else "",
+                event_type(output) if output is not None else "",
+                dead_type,
             ],
         )
 

@@ -1,45 +1,43 @@
-"""One wire format for every reader and writer of the streams.
+"""One wire format for every reader and writer of the streams: plain fields, readable by anyone.
 
-FastStream stores each entry as a single binary `__data__` field (its
-BinaryMessageFormatV1: magic header, headers, JSON body). Writers that bypass a
-FastStream publisher (transactions, plain XADD) and readers that bypass a
-FastStream subscriber (the gateway's XREAD) use these two functions so all
-sides agree byte for byte.
+Each entry is `type` (the event's discriminator, e.g. `transcript.ready`) and `data` (the
+event as JSON). `redis-cli XRANGE whisp:transcripts - +` shows what happened, KEDA and a
+consumer in any language can read it, and FastStream's subscribers still parse it (they
+take entries without their own `__data__` envelope as plain fields).
 """
 
 from __future__ import annotations
 
-from faststream.redis.message import bDATA_KEY
-from faststream.redis.parser.binary import BinaryMessageFormatV1
+from typing import TypeVar
 
-from whisp_shared.events import Event, EventBase, parse_event
+from pydantic import BaseModel, TypeAdapter
 
-DATA_FIELD: bytes = bDATA_KEY
+from whisp_shared.events import EVENT_ADAPTER, Event
+
+TYPE_FIELD = b"type"
+DATA_FIELD = b"data"
+
+T = TypeVar("T")
 
 
-async def encode_entry(event: EventBase) -> dict[bytes, bytes]:
-    """Fields for XADD that a FastStream subscriber parses back into `event`."""
-    data = await BinaryMessageFormatV1.encode(
-        message=event.model_dump_json().encode(),
-        reply_to=None,
-        headers={"content-type": "application/json", "event_type": _event_type(event)},
-        correlation_id=event.trace_id,
-    )
-    return {DATA_FIELD: data}
+def event_type(event: BaseModel) -> str:
+    return str(getattr(event, "type", type(event).__name__))
+
+
+def encode_entry(event: BaseModel) -> dict[bytes, bytes]:
+    """Fields for XADD."""
+    return {TYPE_FIELD: event_type(event).encode(), DATA_FIELD: event.model_dump_json().encode()}
+
+
+def decode_fields(fields: dict[bytes, bytes], adapter: TypeAdapter[T]) -> T:
+    """Validate one stream entry into whichever model family `adapter` describes."""
+    data = fields.get(DATA_FIELD)
+    if data is None:
+        msg = f"stream entry has no {DATA_FIELD!r} field: fields {sorted(fields)}"
+        raise ValueError(msg)
+    return adapter.validate_json(data)
 
 
 def decode_entry(fields: dict[bytes, bytes]) -> Event:
-    """Validate one stream entry (FastStream binary or a plain JSON `data` field)."""
-    raw = fields.get(DATA_FIELD)
-    if raw is not None:
-        body, _headers = BinaryMessageFormatV1.parse(raw)
-        return parse_event(body)
-    plain = fields.get(b"data")
-    if plain is None:
-        msg = f"stream entry has neither {DATA_FIELD!r} nor b'data': fields {sorted(fields)}"
-        raise ValueError(msg)
-    return parse_event(plain)
-
-
-def _event_type(event: EventBase) -> str:
-    return str(getattr(event, "type", type(event).__name__))
+    """Validate one entry of a service stream (recordings, transcripts, responses)."""
+    return decode_fields(fields, EVENT_ADAPTER)

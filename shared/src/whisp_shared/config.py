@@ -129,6 +129,14 @@ class SectionSettings(BaseSettings):
         return self
 
 
+class ServiceSettings(SectionSettings):
+    """Listening address shared by every service section (framework-free, so a service's
+    settings module stays importable without the web stack)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+
 class BusSettings(SectionSettings):
     """How every service reaches Redis and treats stream entries."""
 

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from whisp_shared.options import AgentRoute, RecordingOptions
+
 SCHEMA_VERSION = 1
 
 
@@ -52,19 +54,14 @@ class FailureFields(BaseModel):
     retryable: bool = False
 
 
-class RecordingCompleted(EventBase):
-    """Audio is stored and ready to transcribe; the bytes stay behind `audio_uri`."""
+class RecordingCompleted(EventBase, RecordingOptions):
+    """Audio is stored and ready to transcribe; the bytes stay behind `audio_uri`. The
+    caller's options ride along unchanged (`RecordingOptions`, flat on the wire)."""
 
     type: Literal["recording.completed"] = "recording.completed"
     audio_uri: str
     content_type: str = "audio/wav"
     duration_s: float | None = Field(default=None, ge=0)
-    language: str | None = None
-    agent_id: str | None = None
-    pipeline: str | None = None
-    session_id: str | None = None
-    word_timestamps: bool = False
-    prompt: str | None = None
 
 
 class Word(BaseModel):
@@ -85,7 +82,7 @@ class Segment(BaseModel):
     words: list[Word] | None = None
 
 
-class TranscriptReady(EventBase):
+class TranscriptReady(EventBase, AgentRoute):
     type: Literal["transcript.ready"] = "transcript.ready"
     text: str
     is_empty: bool = False
@@ -96,13 +93,6 @@ class TranscriptReady(EventBase):
     audio_duration_s: float = Field(ge=0)
     processing_s: float = Field(ge=0)
     real_time_factor: float = Field(ge=0)
-    agent_id: str | None = None
-    pipeline: str | None = None
-    session_id: str | None = None
-
-    @property
-    def wants_agent(self) -> bool:
-        return bool(self.agent_id or self.pipeline)
 
 
 class TranscriptionFailed(EventBase, FailureFields):

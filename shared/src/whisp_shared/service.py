@@ -7,9 +7,10 @@ which the bus stops reading and lets in-flight handlers finish.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TypeVar, cast
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from typing import Any, TypeVar, cast
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -18,7 +19,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
 from whisp_shared.bus import EventBus
-from whisp_shared.config import LoggingSettings, SectionSettings
+from whisp_shared.config import LoggingSettings, ServiceSettings
+from whisp_shared.http_errors import install_error_handlers
 from whisp_shared.logs import configure_logging
 
 ReadyCheck = Callable[[], Awaitable[bool]]
@@ -35,13 +37,6 @@ def app_state(name: str, kind: type[T]) -> Callable[[Request], T]:
     get.__name__ = f"get_{name}"
     get.__qualname__ = f"app_state.get_{name}.{kind.__name__}"
     return get
-
-
-class ServiceSettings(SectionSettings):
-    """Listening address shared by every service section."""
-
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
 
 
 class Health(BaseModel):
@@ -80,12 +75,15 @@ def create_service_app(
     *,
     lifespan: Lifespan | None = None,
     checks: Mapping[str, ReadyCheck] | None = None,
+    openai_prefix: str | None = None,
 ) -> FastAPI:
     """A FastAPI app whose lifespan connects the bus, enters `lifespan` (load a model, open
     clients: it may use `bus.redis`), and only then starts consuming; shutdown runs in reverse,
     so consumers stop (in-flight work finishes or stays pending) before resources close.
 
-    `/readyz` checks Redis plus any extra `checks` (a model loaded, a registry valid).
+    `/readyz` checks Redis plus any extra `checks` (a model loaded, a registry valid). Every
+    error leaves as the one shared body (`install_error_handlers`; OpenAI-shaped under
+    `openai_prefix`).
     """
 
     @asynccontextmanager
@@ -102,6 +100,7 @@ def create_service_app(
             await bus.stop()
 
     app = FastAPI(title=title, lifespan=run)
+    install_error_handlers(app, openai_prefix=openai_prefix)
     app.state.bus = bus
     app.include_router(ops_router({"redis": bus.ping, **(checks or {})}))
     return app
@@ -110,6 +109,21 @@ def create_service_app(
 @asynccontextmanager
 async def _nothing() -> AsyncIterator[None]:
     yield
+
+
+@asynccontextmanager
+async def background(*work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """Run `work` as tasks for the life of the block (a lifespan's loops: retention, lag
+    gauges, idle unload), then cancel them and wait until each has ended."""
+    tasks = [asyncio.create_task(job) for job in work]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with suppress(asyncio.CancelledError):
+                await task
 
 
 def serve(service: str, factory: str, settings: ServiceSettings) -> None:

@@ -8,34 +8,41 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from redis.asyncio import Redis
 
-from whisp_shared.codec import decode_entry
-from whisp_shared.events import Event
+from whisp_shared.codec import decode_fields
 from whisp_shared.logs import get_logger
 
 log = get_logger(__name__)
 
 RawEntry = tuple[bytes, dict[bytes, bytes]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class TailedEvent:
+class TailedEvent(Generic[T]):
     stream: str
     entry_id: str
-    event: Event
+    event: T
 
 
-class StreamTail:
-    """Reads `streams` from given positions onward; undecodable entries are logged and skipped."""
+class StreamTail(Generic[T]):
+    """Reads `streams` from given positions onward, validating entries with `adapter` (the
+    streams' event family); undecodable entries are logged and skipped."""
 
     def __init__(
-        self, redis: Redis, streams: Sequence[str], block_ms: int = 1000, count: int = 100
+        self,
+        redis: Redis,
+        streams: Sequence[str],
+        adapter: TypeAdapter[T],
+        block_ms: int = 1000,
+        count: int = 100,
     ) -> None:
         self.redis = redis
+        self.adapter = adapter
         self.streams = tuple(streams)
         self.block_ms = block_ms
         self.count = count
@@ -48,7 +55,7 @@ class StreamTail:
             ids[stream] = last[0][0].decode() if last else "0-0"
         return ids
 
-    async def read(self, positions: dict[str, str], block: bool = True) -> list[TailedEvent]:
+    async def read(self, positions: dict[str, str], block: bool = True) -> list[TailedEvent[T]]:
         """One XREAD (blocking up to `block_ms` unless `block` is False); advances `positions`
         in place past everything returned."""
         response = cast(
@@ -57,14 +64,14 @@ class StreamTail:
                 cast(Any, positions), count=self.count, block=self.block_ms if block else None
             ),
         )
-        out: list[TailedEvent] = []
+        out: list[TailedEvent[T]] = []
         for raw_stream, entries in response or []:
             stream = raw_stream.decode()
             for raw_id, fields in entries:
                 entry_id = raw_id.decode()
                 positions[stream] = entry_id
                 try:
-                    out.append(TailedEvent(stream, entry_id, decode_entry(fields)))
+                    out.append(TailedEvent(stream, entry_id, decode_fields(fields, self.adapter)))
                 except (ValidationError, ValueError) as exc:
                     log.error(
                         "skipping undecodable entry",
@@ -74,7 +81,9 @@ class StreamTail:
                     )
         return out
 
-    async def follow(self, positions: dict[str, str] | None = None) -> AsyncIterator[TailedEvent]:
+    async def follow(
+        self, positions: dict[str, str] | None = None
+    ) -> AsyncIterator[TailedEvent[T]]:
         positions = dict(positions) if positions else await self.latest_ids()
         while True:
             for item in await self.read(positions):

@@ -10,18 +10,31 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import httpx
+from pydantic import SecretStr
 
-from whisp_shared.errors import PermanentError, TransientError
+from whisp_shared.caller import service_headers
+from whisp_transcription.errors import (
+    AudioFetchRefused,
+    AudioNotFound,
+    AudioTooLarge,
+    AudioUnavailable,
+    BadAudioUri,
+)
 
 
 class AudioFetcher:
     def __init__(
-        self, audio_dir: Path | None, max_bytes: int, timeout_s: float, token: str | None = None
+        self,
+        audio_dir: Path | None,
+        max_bytes: int,
+        timeout_s: float,
+        token: SecretStr | None = None,
     ) -> None:
         self.audio_dir = audio_dir.resolve() if audio_dir else None
         self.max_bytes = max_bytes
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.client = httpx.AsyncClient(timeout=timeout_s, headers=headers)
+        # The service token and no user: a worker is a trusted service that reads any
+        # recording it is handed, whoever owns it (see whisp_shared.caller).
+        self.client = httpx.AsyncClient(timeout=timeout_s, headers=service_headers(token))
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -32,25 +45,20 @@ class AudioFetcher:
             return await self._fetch_http(uri)
         if scheme == "file":
             return self._read_file(Path(unquote(urlparse(uri).path)))
-        raise PermanentError(f"unsupported audio_uri scheme in {uri!r}", code="bad_audio_uri")
+        raise BadAudioUri(f"unsupported audio_uri scheme in {uri!r}")
 
     async def _fetch_http(self, uri: str) -> bytes:
         try:
             async with self.client.stream("GET", uri) as response:
                 if response.status_code == 404:
-                    raise PermanentError(
-                        f"the recording is gone from the audio service ({uri})",
-                        code="audio_not_found",
-                    )
+                    raise AudioNotFound(f"the recording is gone from the audio service ({uri})")
                 if response.status_code >= 500 or response.status_code == 429:
-                    raise TransientError(
-                        f"the audio service answered {response.status_code} for {uri}",
-                        code="audio_unavailable",
+                    raise AudioUnavailable(
+                        f"the audio service answered {response.status_code} for {uri}"
                     )
                 if response.status_code != 200:
-                    raise PermanentError(
-                        f"the audio service refused {uri} with {response.status_code}",
-                        code="audio_fetch_refused",
+                    raise AudioFetchRefused(
+                        f"the audio service refused {uri} with {response.status_code}"
                     )
                 body = bytearray()
                 async for chunk in response.aiter_bytes():
@@ -58,30 +66,24 @@ class AudioFetcher:
                     self._check_size(len(body))
                 return bytes(body)
         except httpx.TransportError as exc:
-            raise TransientError(
-                f"cannot reach the audio service for {uri}: {exc}", code="audio_unavailable"
-            ) from exc
+            raise AudioUnavailable(f"cannot reach the audio service for {uri}: {exc}") from exc
 
     def _read_file(self, path: Path) -> bytes:
         if self.audio_dir is None:
-            raise PermanentError(
+            raise BadAudioUri(
                 "file:// audio needs transcription.audio_dir (the folder shared with the "
-                "audio service)",
-                code="bad_audio_uri",
+                "audio service)"
             )
         resolved = path.resolve()
         if not resolved.is_relative_to(self.audio_dir):
-            raise PermanentError(f"{path} is outside the shared audio folder", code="bad_audio_uri")
+            raise BadAudioUri(f"{path} is outside the shared audio folder")
         if not resolved.is_file():
-            raise PermanentError(
-                f"the recording file {path} does not exist", code="audio_not_found"
-            )
+            raise AudioNotFound(f"the recording file {path} does not exist")
         self._check_size(resolved.stat().st_size)
         return resolved.read_bytes()
 
     def _check_size(self, size: int) -> None:
         if size > self.max_bytes:
-            raise PermanentError(
-                f"the recording is larger than the {self.max_bytes // (1024 * 1024)} MiB limit",
-                code="audio_too_large",
+            raise AudioTooLarge(
+                f"the recording is larger than the {self.max_bytes // (1024 * 1024)} MiB limit"
             )

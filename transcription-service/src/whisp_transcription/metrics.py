@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from whisp_shared.bus import EventBus
+from whisp_shared.logs import get_logger
+from whisp_shared.streams import RECORDINGS, TRANSCRIBERS_GROUP
+
+log = get_logger(__name__)
 
 CLIPS = Counter("whisp_transcription_clips_total", "Clips transcribed.", ["engine", "model"])
 FAILURES = Counter(
@@ -24,3 +32,13 @@ QUEUE_LAG = Gauge(
     "Recordings waiting for a transcriber (entries not yet delivered plus pending).",
 )
 MODEL_LOADED = Gauge("whisp_transcription_model_loaded", "1 while the model is in memory.")
+
+
+async def refresh_queue_lag(bus: EventBus, every_s: float = 5.0) -> None:
+    """Keep `QUEUE_LAG` current for dashboards until cancelled (KEDA reads Redis itself)."""
+    while True:
+        try:
+            QUEUE_LAG.set(await bus.group_lag(RECORDINGS, TRANSCRIBERS_GROUP))
+        except Exception as exc:  # a metric must never take the worker down
+            log.warning("queue lag refresh failed", error=str(exc))
+        await asyncio.sleep(every_s)

@@ -5,8 +5,7 @@ from typing import ClassVar, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr
 
-from whisp_shared.config import service_token_field
-from whisp_shared.service import ServiceSettings
+from whisp_shared.config import ServiceSettings, service_token_field
 
 
 class FasterWhisperSettings(BaseModel):

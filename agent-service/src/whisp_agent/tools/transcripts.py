@@ -17,8 +17,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from whisp_agent.tools.base import ToolDeps, ToolFailure, ToolSpec
-
-USER_HEADER = "X-Whisp-User"
+from whisp_shared.caller import service_headers
 
 
 class _Hit(BaseModel):
@@ -47,14 +46,11 @@ class GatewayTranscripts:
         self._timeout = timeout_s
 
     async def search(self, user_id: str, query: str, limit: int) -> list[dict[str, Any]]:
-        headers = {USER_HEADER: user_id}
-        if self._token is not None:
-            headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
         try:
             response = await self._client.get(
                 f"{self.base_url}/api/transcripts",
                 params={"q": query, "limit": limit},
-                headers=headers,
+                headers=service_headers(self._token, user_id),
                 timeout=self._timeout,
             )
         except httpx.HTTPError as exc:

@@ -1,9 +1,9 @@
-"""Refuse oversized uploads while they stream in, with our JSON error body.
+"""Refuse oversized uploads while they stream in, with the shared JSON error body.
 
 A declared Content-Length over the limit is answered at once, before a byte of the body
 is read; a chunked body is cut off as soon as it passes the limit. (FastAPI's own
 per-route `max_body_size` does the counting too, but answers a declared oversize with a
-plain-text body that replaces ours.)
+plain-text body.)
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from whisp_audio.api.errors import error_response
+from whisp_shared.codes import ErrorCode
+from whisp_shared.http_errors import error_response
 
 
 def too_large_message(limit: int) -> str:
@@ -23,9 +24,11 @@ def too_large_message(limit: int) -> str:
 
 
 class BodyTooLarge(HTTPException):
-    """Raised from `receive`, so FastAPI re-raises it and our handler renders it."""
+    """Raised from `receive` while FastAPI parses the form. An HTTPException (not a
+    WhispError) because FastAPI re-raises only those from body parsing, turning anything
+    else into a 400; the shared handler keeps its `code`."""
 
-    code = "file_too_large"
+    code = ErrorCode.FILE_TOO_LARGE
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, too_large_message(limit))
@@ -47,7 +50,7 @@ class UploadBodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             response = error_response(
                 413,
-                "file_too_large",
+                ErrorCode.FILE_TOO_LARGE,
                 too_large_message(self.limit),
                 headers={"Connection": "close"},
             )

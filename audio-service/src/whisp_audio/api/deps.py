@@ -1,5 +1,9 @@
 """Dependencies the routes declare; each reads what `create_app` put on `app.state`, so a
-test can build an app with other parts and the routes stay unchanged."""
+test can build an app with other parts and the routes stay unchanged.
+
+`CallerDep` is the shared one (`whisp_shared.http_caller`), re-exported so that every route
+takes its dependencies from this one module.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,11 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from whisp_audio.auth import CallerDep
 from whisp_audio.device_recordings import DeviceRecordings
 from whisp_audio.ingest import Ingest
 from whisp_audio.settings import AudioSettings
 from whisp_audio.storage import RecordingStore
+from whisp_shared.http_caller import CallerDep
 from whisp_shared.service import app_state
 
 SettingsDep = Annotated[AudioSettings, Depends(app_state("settings", AudioSettings))]

@@ -20,11 +20,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import BaseModel
 
 from whisp_audio.api.deps import CallerDep, RecordingsDep
-from whisp_audio.device_recordings import DeviceStatus, StartRecording, StopResult
-from whisp_audio.recorder.devices import InputDevice, list_input_devices
+from whisp_audio.api.models import DeviceList, DeviceStatus, StartRecording, StopResult
+from whisp_recorder.devices import list_input_devices
+from whisp_shared.http_errors import ERROR_RESPONSES
 
 NO_DEVICES = (
     "no input devices: PortAudio sees no sound card and no audio server (is PulseAudio "
@@ -32,51 +32,49 @@ NO_DEVICES = (
 )
 
 
-class DeviceList(BaseModel):
-    devices: list[InputDevice]
-    message: str | None = None
+router = APIRouter(prefix="/devices", tags=["devices"], responses=ERROR_RESPONSES)
 
 
-def devices_router() -> APIRouter:
-    router = APIRouter(prefix="/devices", tags=["devices"])
+@router.get("")
+async def list_devices() -> DeviceList:
+    devices = await asyncio.to_thread(list_input_devices)
+    return DeviceList(devices=devices, message=None if devices else NO_DEVICES)
 
-    @router.get("")
-    async def list_devices() -> DeviceList:
-        devices = await asyncio.to_thread(list_input_devices)
-        return DeviceList(devices=devices, message=None if devices else NO_DEVICES)
 
-    @router.post("/{device}/recording", status_code=201)
-    async def start_recording(
-        device: str,
-        caller: CallerDep,
-        recordings: RecordingsDep,
-        body: Annotated[StartRecording | None, Body()] = None,
-    ) -> DeviceStatus:
-        return await recordings.start(caller.user_id, device, body or StartRecording())
+@router.post("/{device}/recording", status_code=201)
+async def start_recording(
+    device: str,
+    caller: CallerDep,
+    recordings: RecordingsDep,
+    body: Annotated[StartRecording | None, Body()] = None,
+) -> DeviceStatus:
+    request = body or StartRecording()
+    snapshot = await recordings.start(caller.user_id, device, request, request.max_duration_s)
+    return DeviceStatus.of(snapshot)
 
-    @router.post("/{device}/recording/stop", status_code=201)
-    async def stop_recording(
-        device: str, caller: CallerDep, recordings: RecordingsDep
-    ) -> StopResult:
-        return await recordings.stop(caller.user_id, device)
 
-    @router.post("/{device}/recording/cancel")
-    async def cancel_recording(
-        device: str, caller: CallerDep, recordings: RecordingsDep
-    ) -> DeviceStatus:
-        return await recordings.cancel(caller.user_id, device)
+@router.post("/{device}/recording/stop", status_code=201)
+async def stop_recording(device: str, caller: CallerDep, recordings: RecordingsDep) -> StopResult:
+    return StopResult.of_result(await recordings.stop(caller.user_id, device))
 
-    @router.get("/{device}/recording")
-    async def recording_status(
-        device: str, caller: CallerDep, recordings: RecordingsDep
-    ) -> DeviceStatus:
-        return recordings.status(caller.user_id, device)
 
-    @router.get("/{device}/recording/events", response_class=EventSourceResponse)
-    async def recording_events(
-        device: str, caller: CallerDep, recordings: RecordingsDep
-    ) -> AsyncIterator[ServerSentEvent]:
-        async for status in recordings.events(caller.user_id, device):
-            yield ServerSentEvent(data=status, event="status")
+@router.post("/{device}/recording/cancel")
+async def cancel_recording(
+    device: str, caller: CallerDep, recordings: RecordingsDep
+) -> DeviceStatus:
+    return DeviceStatus.of(await recordings.cancel(caller.user_id, device))
 
-    return router
+
+@router.get("/{device}/recording")
+async def recording_status(
+    device: str, caller: CallerDep, recordings: RecordingsDep
+) -> DeviceStatus:
+    return DeviceStatus.of(recordings.status(caller.user_id, device))
+
+
+@router.get("/{device}/recording/events", response_class=EventSourceResponse)
+async def recording_events(
+    device: str, caller: CallerDep, recordings: RecordingsDep
+) -> AsyncIterator[ServerSentEvent]:
+    async for snapshot in recordings.events(caller.user_id, device):
+        yield ServerSentEvent(data=DeviceStatus.of(snapshot), event="status")

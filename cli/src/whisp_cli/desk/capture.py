@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 
-from whisp_audio.recorder import AudioSource, Recorder, RecorderState, Recording
 from whisp_cli.desk.sources import TimedSource
+from whisp_recorder import AudioSource, Recorder, RecorderState, Recording
 
 
 class Capture:

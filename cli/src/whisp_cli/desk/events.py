@@ -1,4 +1,7 @@
-"""The gateway's event stream (`GET /api/events`, SSE) as per-recording queues.
+"""The gateway's event stream (`GET /api/events`, SSE) as per-recording queues of snapshots.
+
+The gateway sends the stored transcript each time it changes (`transcript.updated`); the
+CLI shows the latest one and never rebuilds state from raw bus events.
 
 One connection is opened when the tool starts, before anything is uploaded, so a fast
 transcript cannot slip past. Two more guards against losing an event:
@@ -7,7 +10,7 @@ transcript cannot slip past. Two more guards against losing an event:
   are millisecond timestamps, so the gateway replays this user's events from a moment
   before we connected; that covers the instant between the response headers and the
   gateway's subscription, and a reconnect resumes from the last id seen.
-- Events for a recording nobody watches yet are kept for a while: the transcript may
+- Snapshots of a recording nobody watches yet are kept for a while: the transcript may
   arrive before the upload's answer has told us the recording id.
 """
 
@@ -25,7 +28,7 @@ import httpx
 from pydantic import ValidationError
 
 from whisp_cli.desk.gateway import GatewayError, auth_headers, error_from, unreachable
-from whisp_shared.events import Event, parse_event
+from whisp_shared.views import USER_EVENT_ADAPTER, Transcript
 
 BUFFERED_RECORDINGS = 256
 READ_TIMEOUT_S = 45.0  # the gateway pings every 15 s; three missed pings mean a dead link
@@ -62,15 +65,15 @@ def parse_sse(lines: Iterable[str]) -> Iterator[SseMessage]:
 
 
 class EventFeed:
-    """A background SSE reader that routes the caller's events by `recording_id`."""
+    """A background SSE reader that routes the caller's snapshots by `recording_id`."""
 
     def __init__(self, base_url: str, token: str | None, *, backlog_s: float = 5.0) -> None:
         self.base_url = base_url.rstrip("/")
         self._headers = {"Accept": "text/event-stream", **auth_headers(token)}
         self._last_id = f"{max(0, int((time.time() - backlog_s) * 1000))}-0"
         self._lock = threading.Lock()
-        self._watchers: dict[str, queue.Queue[Event]] = {}
-        self._early: OrderedDict[str, list[Event]] = OrderedDict()
+        self._watchers: dict[str, queue.Queue[Transcript]] = {}
+        self._early: OrderedDict[str, list[Transcript]] = OrderedDict()
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
@@ -91,12 +94,12 @@ class EventFeed:
             self.close()
             raise error
 
-    def watch(self, recording_id: str) -> queue.Queue[Event]:
-        """A queue of this recording's events, including any that came before the call."""
+    def watch(self, recording_id: str) -> queue.Queue[Transcript]:
+        """A queue of this recording's snapshots, including any that came before the call."""
         with self._lock:
-            found: queue.Queue[Event] = queue.Queue()
-            for event in self._early.pop(recording_id, []):
-                found.put(event)
+            found: queue.Queue[Transcript] = queue.Queue()
+            for snapshot in self._early.pop(recording_id, []):
+                found.put(snapshot)
             self._watchers[recording_id] = found
             return found
 
@@ -156,14 +159,14 @@ class EventFeed:
 
     def _deliver(self, message: SseMessage) -> None:
         try:
-            event = parse_event(message.data)
+            snapshot = USER_EVENT_ADAPTER.validate_json(message.data).transcript
         except ValidationError:
-            return  # an event type this CLI does not know yet
+            return  # an event type this CLI does not know yet (e.g. live-only ones)
         with self._lock:
-            watcher = self._watchers.get(event.recording_id)
+            watcher = self._watchers.get(snapshot.recording_id)
             if watcher is not None:
-                watcher.put(event)
+                watcher.put(snapshot)
                 return
-            self._early.setdefault(event.recording_id, []).append(event)
+            self._early.setdefault(snapshot.recording_id, []).append(snapshot)
             while len(self._early) > BUFFERED_RECORDINGS:
                 self._early.popitem(last=False)

@@ -8,9 +8,12 @@ not have to read a traceback.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import httpx
+
+from whisp_shared.caller import bearer
+from whisp_shared.codes import ErrorCode
+from whisp_shared.options import RecordingOptions
 
 AUTH_HINT = "set WHISP_TOKEN (or WHISP_CLI__TOKEN) to an API token from `whisp users add`"
 
@@ -19,29 +22,23 @@ class GatewayError(Exception):
     """A request to the gateway failed; `str()` is the message to show."""
 
     def __init__(
-        self, message: str, *, status: int | None = None, code: str = "gateway_error"
+        self, message: str, *, status: int | None = None, code: str = ErrorCode.UNAVAILABLE
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
 
 
-@dataclass(frozen=True)
-class SubmitOptions:
-    agent_id: str | None = None
-    session_id: str | None = None
-    language: str | None = None
-
-
 def auth_headers(token: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"} if token else {}
+    """A user's API token (from `whisp users add`), not the services' token."""
+    return {"Authorization": bearer(token)} if token else {}
 
 
 def unreachable(url: str, exc: Exception) -> GatewayError:
     return GatewayError(
         f"cannot reach the gateway at {url} ({type(exc).__name__}). Is the stack running? "
         "Start it with `whisp up`, or point the CLI elsewhere with --url / cli.gateway_url.",
-        code="gateway_unreachable",
+        code=ErrorCode.GATEWAY_UNREACHABLE,
     )
 
 
@@ -53,10 +50,7 @@ def error_from(response: httpx.Response) -> GatewayError:
         body = {}
     if not isinstance(body, dict):
         body = {}
-    detail = body.get("detail")
-    if isinstance(detail, dict):
-        body = {**detail, **body}
-    code = str(body.get("code") or f"http_{response.status_code}")
+    code = str(body.get("code") or ErrorCode.UNAVAILABLE)
     message = str(body.get("message") or response.reason_phrase or "request failed")
     status = response.status_code
     if status == 401:
@@ -88,20 +82,13 @@ class GatewayClient:
     def close(self) -> None:
         self._http.close()
 
-    def submit(self, wav: bytes, options: SubmitOptions) -> str:
+    def submit(self, wav: bytes, options: RecordingOptions) -> str:
         """Upload one WAV clip; returns its `recording_id`."""
-        form = {
-            key: value
-            for key, value in (
-                ("agent_id", options.agent_id),
-                ("session_id", options.session_id),
-                ("language", options.language),
-            )
-            if value
-        }
         try:
             response = self._http.post(
-                "/api/recordings", files={"file": ("recording.wav", wav, "audio/wav")}, data=form
+                "/api/recordings",
+                files={"file": ("recording.wav", wav, "audio/wav")},
+                data=options.as_form(),
             )
         except httpx.TransportError as exc:
             raise unreachable(self.base_url, exc) from exc

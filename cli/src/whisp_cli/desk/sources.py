@@ -11,8 +11,8 @@ import threading
 import time
 from pathlib import Path
 
-from whisp_audio.recorder import AudioSource, FileReplaySource, SourceError
-from whisp_audio.recorder.source import ErrorCallback, FrameCallback, Frames
+from whisp_recorder import AudioSource, FileReplaySource, SourceError
+from whisp_recorder.source import ErrorCallback, FrameCallback, Frames
 
 NO_AUDIO_HINT = (
     "no audio input: PortAudio sees no sound card or audio server. Start PulseAudio or "
@@ -35,7 +35,7 @@ def microphone(device: str | int | None) -> AudioSource:
     try:
         import sounddevice as sd  # type: ignore[import-untyped]  # noqa: PLC0415
 
-        from whisp_audio.recorder.sounddevice_source import SoundDeviceSource  # noqa: PLC0415
+        from whisp_recorder.sounddevice_source import SoundDeviceSource  # noqa: PLC0415
     except OSError as exc:  # libportaudio2 missing
         raise SourceError(f"PortAudio is not installed ({exc}); install libportaudio2") from exc
     try:

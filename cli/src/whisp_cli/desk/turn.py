@@ -14,18 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from whisp_audio.convert import wav_bytes
-from whisp_audio.recorder import Recording
 from whisp_cli.desk.events import EventFeed
-from whisp_cli.desk.gateway import GatewayClient, GatewayError, SubmitOptions
-from whisp_shared.events import (
-    AgentFailed,
-    AgentResponded,
-    Event,
-    EventBase,
-    TranscriptionFailed,
-    TranscriptReady,
-)
+from whisp_cli.desk.gateway import GatewayClient, GatewayError
+from whisp_recorder import Recording
+from whisp_recorder.convert import wav_bytes
+from whisp_shared.options import RecordingOptions
+from whisp_shared.views import Transcript
 
 
 class Phase(StrEnum):
@@ -68,7 +62,7 @@ class Turn:
 class TurnDeps:
     client: GatewayClient
     feed: EventFeed
-    options: SubmitOptions
+    options: RecordingOptions
     transcript_timeout_s: float = 120.0
     agent_timeout_s: float = 300.0
     on_change: Callable[[Turn], None] = lambda _turn: None
@@ -106,46 +100,59 @@ def _follow(turn: Turn, recording: Recording, deps: TurnDeps) -> None:
     turn.mark("encoded")
     turn.recording_id = deps.client.submit(data, deps.options)
     turn.mark("uploaded")
-    events = deps.feed.watch(turn.recording_id)
+    snapshots = deps.feed.watch(turn.recording_id)
     turn.phase = Phase.TRANSCRIBING
     deps.on_change(turn)
 
-    transcript = _next(events, (TranscriptReady, TranscriptionFailed), deps.transcript_timeout_s)
+    transcript = _next(snapshots, _transcribed, deps.transcript_timeout_s)
     turn.mark("transcript")
-    if isinstance(transcript, TranscriptionFailed):
-        _fail(turn, f"transcription failed: {transcript.message} ({transcript.code})")
-        return
-    if not isinstance(transcript, TranscriptReady):
+    if transcript is None:
         _fail(turn, f"no transcript after {deps.transcript_timeout_s:.0f} s (still queued?)")
         return
-    turn.transcript, turn.empty = transcript.text.strip(), transcript.is_empty
-    if not transcript.wants_agent or transcript.is_empty:
+    if transcript.status == "failed":
+        _fail(turn, f"transcription failed: {transcript.error_message} ({transcript.error_code})")
+        return
+    turn.transcript = transcript.text.strip()
+    turn.empty = not turn.transcript
+    if transcript.settled:
         turn.phase = Phase.DONE
+        if transcript.answers:
+            _show_answer(turn, transcript)
         return
     turn.phase = Phase.THINKING
     deps.on_change(turn)
 
-    answer = _next(events, (AgentResponded, AgentFailed), deps.agent_timeout_s)
+    answered = _next(snapshots, lambda t: t.settled, deps.agent_timeout_s)
     turn.mark("answer")
-    if isinstance(answer, AgentFailed):
-        _fail(turn, f"the agent failed: {answer.message} ({answer.code})")
-    elif isinstance(answer, AgentResponded):
+    if answered is None:
+        _fail(turn, f"no answer from the agent after {deps.agent_timeout_s:.0f} s")
+    else:
+        _show_answer(turn, answered)
+
+
+def _show_answer(turn: Turn, transcript: Transcript) -> None:
+    answer = transcript.answers[-1]
+    if answer.status == "failed":
+        _fail(turn, f"the agent failed: {answer.error_message} ({answer.error_code})")
+    else:
         turn.answer = answer.output.strip()
         turn.phase = Phase.DONE
-    else:
-        _fail(turn, f"no answer from the agent after {deps.agent_timeout_s:.0f} s")
+
+
+def _transcribed(transcript: Transcript) -> bool:
+    return transcript.status != "processing"
 
 
 def _next(
-    events: queue.Queue[Event], kinds: tuple[type[EventBase], ...], timeout_s: float
-) -> Event | None:
-    """The first event of one of `kinds` within `timeout_s`; others are skipped."""
+    snapshots: queue.Queue[Transcript], ready: Callable[[Transcript], bool], timeout_s: float
+) -> Transcript | None:
+    """The first snapshot that is `ready` within `timeout_s`; earlier ones are skipped."""
     deadline = time.monotonic() + timeout_s
     while (left := deadline - time.monotonic()) > 0:
         try:
-            event = events.get(timeout=left)
+            snapshot = snapshots.get(timeout=left)
         except queue.Empty:
             return None
-        if isinstance(event, kinds):
-            return event
+        if ready(snapshot):
+            return snapshot
     return None

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TextIO
 
-from whisp_audio.recorder import SourceError
 from whisp_cli.desk.capture import Capture
 from whisp_cli.desk.ptt import Command, PushToTalk
 from whisp_cli.desk.turn import Phase, Turn, TurnDeps, start_turn
 from whisp_cli.hotkey.deliver import Delivery
 from whisp_cli.hotkey.listener import ChordListener, KeyEdge
 from whisp_cli.hotkey.tray import State, Tray
+from whisp_recorder import SourceError
 
 TICK_S = 0.05
 MIN_AUDIO_S = 0.1

@@ -16,10 +16,9 @@ from typing import Literal
 
 import typer
 
-from whisp_audio.recorder import AudioSource, SourceError
 from whisp_cli.desk.capture import Capture
 from whisp_cli.desk.events import EventFeed
-from whisp_cli.desk.gateway import GatewayClient, GatewayError, SubmitOptions
+from whisp_cli.desk.gateway import GatewayClient, GatewayError
 from whisp_cli.desk.logs import quiet_logging
 from whisp_cli.desk.settings import CliSettings, HotkeySettings
 from whisp_cli.desk.sources import file_source, microphone, parse_device
@@ -40,6 +39,8 @@ from whisp_cli.hotkey.listener import (
     display_kind,
 )
 from whisp_cli.hotkey.tray import Tray
+from whisp_recorder import AudioSource, SourceError
+from whisp_shared.options import RecordingOptions
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ def build_daemon(
     deps = TurnDeps(
         GatewayClient(gateway_url, token),
         EventFeed(gateway_url, token),
-        SubmitOptions(agent_id=args.agent or cli.agent, session_id=cli.session),
+        RecordingOptions(agent_id=args.agent or cli.agent, session_id=cli.session),
         transcript_timeout_s=cli.transcript_timeout_s,
         agent_timeout_s=cli.agent_timeout_s,
     )

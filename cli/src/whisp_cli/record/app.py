@@ -16,13 +16,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 
-from whisp_audio.recorder import SourceError
 from whisp_cli.desk.capture import Capture
 from whisp_cli.desk.ptt import Command, Edge, PushToTalk
 from whisp_cli.desk.turn import Turn, TurnDeps, start_turn
 from whisp_cli.record import view
 from whisp_cli.record.release import KeyHold
 from whisp_cli.record.terminal import Key, KeyReader
+from whisp_recorder import SourceError
 
 FRAME_S = 1 / 15
 MIN_AUDIO_S = 0.1

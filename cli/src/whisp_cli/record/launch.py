@@ -13,16 +13,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from whisp_audio.recorder import AudioSource, SourceError
 from whisp_cli.desk.capture import Capture
 from whisp_cli.desk.events import EventFeed
-from whisp_cli.desk.gateway import GatewayClient, GatewayError, SubmitOptions
+from whisp_cli.desk.gateway import GatewayClient, GatewayError
 from whisp_cli.desk.logs import quiet_logging
 from whisp_cli.desk.settings import CliSettings
 from whisp_cli.desk.sources import NO_AUDIO_HINT, file_source, microphone, parse_device
 from whisp_cli.desk.turn import TurnDeps
 from whisp_cli.record.app import RecordOptions, RecordSession
 from whisp_cli.record.terminal import TerminalClosed, raw_keys
+from whisp_recorder import AudioSource, SourceError
+from whisp_shared.options import RecordingOptions
 
 console = Console()
 errors = Console(stderr=True)
@@ -53,7 +54,7 @@ def launch(
     gateway_url = url or settings.gateway_url
     token = settings.token.get_secret_value() if settings.token else None
     source, label, preopen = pick_source(input_file, device or settings.device, settings)
-    options = SubmitOptions(
+    options = RecordingOptions(
         agent_id=agent or settings.agent, session_id=session or settings.session
     )
     client = GatewayClient(gateway_url, token)
@@ -116,7 +117,7 @@ def pick_source(
 def show_devices() -> None:
     quiet_logging("whisp-devices")
     try:
-        from whisp_audio.recorder.devices import list_input_devices  # noqa: PLC0415
+        from whisp_recorder.devices import list_input_devices  # noqa: PLC0415
     except OSError as exc:  # libportaudio2 missing: sounddevice fails at import
         raise fail(f"PortAudio is not installed ({exc}); install libportaudio2") from exc
     found = list_input_devices()

@@ -14,8 +14,8 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from whisp_gateway.api.deps import AgentsDep, LimitedUser
 from whisp_gateway.auth import CurrentUser
-from whisp_gateway.dependencies import AgentsDep, LimitedUser
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
 

@@ -1,4 +1,9 @@
-"""`GET /api/events`: the caller's own events as SSE, resumable with `Last-Event-ID`."""
+"""`GET /api/events`: the caller's own events as SSE, resumable with `Last-Event-ID`.
+
+Only user-facing events leave here: snapshots of the caller's stored transcripts
+(`transcript.updated`, see `whisp_shared.views`), never the raw bus events with their
+audio URIs and service fields.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +13,17 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
+from whisp_gateway import metrics
+from whisp_gateway.api.deps import HubDep
 from whisp_gateway.auth import CurrentUser
-from whisp_gateway.dependencies import HubDep
-from whisp_gateway.hub import stream_id_key, valid_stream_id
-from whisp_shared.http_errors import http_error
-from whisp_shared.tail import TailedEvent
+from whisp_gateway.errors import BadLastEventId
+from whisp_gateway.hub import EventHub, UserItem, stream_id_key, valid_stream_id
+from whisp_shared.http_errors import ERROR_RESPONSES
 
-router = APIRouter(prefix="/api", tags=["events"])
+router = APIRouter(prefix="/api", tags=["events"], responses=ERROR_RESPONSES)
 
 
-def to_sse(item: TailedEvent) -> ServerSentEvent:
+def to_sse(item: UserItem) -> ServerSentEvent:
     return ServerSentEvent(
         id=item.entry_id, event=item.event.type, raw_data=item.event.model_dump_json()
     )
@@ -27,7 +33,7 @@ def resume_from(
     last_event_id: Annotated[str | None, Header(max_length=64)] = None,
 ) -> str | None:
     if last_event_id is not None and not valid_stream_id(last_event_id):
-        raise http_error(400, "bad_last_event_id", "Last-Event-ID must be a stream id like 1-0")
+        raise BadLastEventId("Last-Event-ID must be a stream id like 1-0")
     return last_event_id
 
 
@@ -37,11 +43,20 @@ async def events(
     hub: HubDep,
     last_event_id: Annotated[str | None, Depends(resume_from)],
 ) -> AsyncIterator[ServerSentEvent]:
-    """Live events of the caller only; heartbeats every 15 s; ids are Redis stream ids."""
-    async with hub.subscribe(user.id) as sub:
+    """Snapshots of the caller's transcripts as they change; heartbeats every 15 s; ids are
+    Redis stream ids."""
+    with metrics.SSE_CLIENTS.track_inprogress():
+        async for item in _stream(user.id, hub, last_event_id):
+            yield item
+
+
+async def _stream(
+    user_id: str, hub: EventHub, last_event_id: str | None
+) -> AsyncIterator[ServerSentEvent]:
+    async with hub.subscribe(user_id) as sub:
         last = stream_id_key(last_event_id) if last_event_id else None
         if last_event_id:
-            async for found, reached in hub.replay(user.id, last_event_id):
+            async for found, reached in hub.replay(user_id, last_event_id):
                 for item in found:
                     yield to_sse(item)
                 if not found or found[-1].entry_id != reached:

@@ -2,25 +2,26 @@
 
 `POST /v1/audio/transcriptions` accepts OpenAI's form (file, model, language, prompt,
 response_format, temperature, timestamp_granularities[]) and answers in the format
-asked for; errors use OpenAI's `{"error": {...}}` shape so SDKs raise the usual
-exceptions.
+asked for; errors use OpenAI's `{"error": {...}}` shape (the shared handler renders every
+error under `/v1` that way) so SDKs raise the usual exceptions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from fastapi.routing import APIRoute
+from pydantic import ValidationError
 
+from whisp_gateway.api.deps import AudioDep, HubDep, LimitedUser, SettingsDep
 from whisp_gateway.api.recordings import submit_audio
-from whisp_gateway.dependencies import AudioDep, HubDep, LimitedUser, SettingsDep
 from whisp_gateway.export import subtitles
-from whisp_gateway.upstream import SubmitOptions
-from whisp_shared.events import TranscriptionFailed, TranscriptReady
+from whisp_shared.codes import ErrorCode
+from whisp_shared.http_errors import STATUS_CODES, OpenAIErrorBody, error_response
+from whisp_shared.options import RecordingOptions
+from whisp_shared.views import Transcript
 
 ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
 MODELS = ("whisper-1", "tiny.en")
@@ -35,60 +36,37 @@ LANGUAGE_NAMES = {
     "ja": "japanese",
 }
 CLIENT_ERRORS = {
-    "undecodable_audio",
-    "audio_too_long",
-    "audio_too_large",
-    "unsupported_media_type",
-    "empty_upload",
-    "upload_too_large",
-    "invalid_request",
+    ErrorCode.UNDECODABLE_AUDIO,
+    ErrorCode.AUDIO_TOO_LONG,
+    ErrorCode.AUDIO_TOO_LARGE,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    ErrorCode.EMPTY_UPLOAD,
+    ErrorCode.UPLOAD_TOO_LARGE,
+    ErrorCode.INVALID_REQUEST,
+}
+"""Failed transcripts that are the caller's fault (400); the rest are ours (502/503)."""
+RETRYABLE_ERRORS = {
+    ErrorCode.AUDIO_UNAVAILABLE,
+    ErrorCode.UPSTREAM_UNAVAILABLE,
+    ErrorCode.UPSTREAM_RATE_LIMITED,
+    ErrorCode.TRANSIENT_ERROR,
+    ErrorCode.UNAVAILABLE,
 }
 
 
-def openai_error(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    kind = "invalid_request_error" if status < 500 else "server_error"
-    return JSONResponse(
-        {"error": {"message": message, "type": kind, "param": None, "code": code}},
-        status_code=status,
-        headers=headers,
-    )
+def failure_status(code: ErrorCode) -> int:
+    return 400 if code in CLIENT_ERRORS else 503 if code in RETRYABLE_ERRORS else 502
 
 
-def from_http_exception(exc: HTTPException) -> JSONResponse:
-    detail: dict[str, object] = exc.detail if isinstance(exc.detail, dict) else {}
-    return openai_error(
-        exc.status_code,
-        str(detail.get("code", "error")),
-        str(detail.get("message", exc.detail)),
-        dict(exc.headers or {}),
-    )
-
-
-class OpenAIErrorRoute(APIRoute):
-    """Errors raised before the handler runs (auth 401, rate limit 429, a bad form 422) in
-    OpenAI's shape too, with their status and headers (Retry-After)."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handle = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handle(request)
-            except HTTPException as exc:
-                return from_http_exception(exc)
-            except RequestValidationError as exc:
-                message = "; ".join(
-                    f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {e.get('msg', 'invalid')}"
-                    for e in list(exc.errors())[:5]
-                )
-                return openai_error(422, "invalid_request", message or "the request is not valid")
-
-        return route
-
-
-router = APIRouter(prefix="/v1", tags=["openai-compatible"], route_class=OpenAIErrorRoute)
+OPENAI_PREFIX = "/v1"
+router = APIRouter(
+    prefix=OPENAI_PREFIX,
+    tags=["openai-compatible"],
+    responses={
+        "4XX": {"model": OpenAIErrorBody, "description": "A refusal, in OpenAI's error shape"},
+        "5XX": {"model": OpenAIErrorBody, "description": "A failure, in OpenAI's error shape"},
+    },
+)
 
 
 @router.get("/models")
@@ -116,17 +94,30 @@ async def create_transcription(
     ] = None,
 ) -> Response:
     words = "word" in (timestamp_granularities or [])
-    options = SubmitOptions(language=language, prompt=prompt, word_timestamps=words)
+    try:
+        options = RecordingOptions(language=language, prompt=prompt, word_timestamps=words)
+    except ValidationError as exc:  # OpenAI's form, our options: the caller's mistake (422)
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+        raise RequestValidationError(errors) from exc
     result = await submit_audio(user.id, file, options, True, settings, audio, hub)
-    outcome = result.outcome
-    if isinstance(outcome, TranscriptionFailed):
-        status = 400 if outcome.code in CLIENT_ERRORS else 503 if outcome.retryable else 502
-        return openai_error(status, outcome.code, outcome.message)
-    assert isinstance(outcome, TranscriptReady)
-    return render(outcome, response_format, words)
+    transcript = result.transcript
+    assert transcript is not None  # waited: transcribed or failed
+    if transcript.status == "failed":
+        code = _known(transcript.error_code)
+        return error_response(
+            failure_status(code), code, transcript.error_message or "", openai=True
+        )
+    return render(transcript, response_format, words)
 
 
-def render(event: TranscriptReady, fmt: ResponseFormat, words: bool) -> Response:
+def _known(code: str | None) -> ErrorCode:
+    try:
+        return ErrorCode(code or "")
+    except ValueError:
+        return STATUS_CODES[500]
+
+
+def render(event: Transcript, fmt: ResponseFormat, words: bool) -> Response:
     if fmt == "text":
         return PlainTextResponse(event.text)
     if fmt in ("srt", "vtt"):
@@ -137,11 +128,11 @@ def render(event: TranscriptReady, fmt: ResponseFormat, words: bool) -> Response
     return JSONResponse(verbose(event, words))
 
 
-def verbose(event: TranscriptReady, words: bool) -> dict[str, Any]:
+def verbose(event: Transcript, words: bool) -> dict[str, Any]:
     body: dict[str, Any] = {
         "task": "transcribe",
         "language": LANGUAGE_NAMES.get(event.language or "", event.language or "unknown"),
-        "duration": event.audio_duration_s,
+        "duration": event.duration_s or 0.0,
         "text": event.text,
         "segments": [
             {

@@ -9,20 +9,23 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from whisp_gateway.api.deps import AudioDep, HubDep, LimitedUser, RepoDep, SettingsDep
 from whisp_gateway.auth import CurrentUser
-from whisp_gateway.dependencies import AudioDep, HubDep, LimitedUser, RepoDep, SettingsDep
+from whisp_gateway.clients import Submitted
+from whisp_gateway.errors import BadCursor, EmptyUpload, UploadTooLarge, not_in_history
 from whisp_gateway.export import MEDIA_TYPES, Format, render
-from whisp_gateway.outcomes import Outcome, wait_for_transcript
-from whisp_gateway.repository.models import Status, Transcript, TranscriptPage, TranscriptQuery
-from whisp_gateway.upstream import SubmitOptions, Submitted
-from whisp_shared.http_errors import http_error
+from whisp_gateway.repository.models import TranscriptPage, TranscriptQuery
+from whisp_gateway.waiter import wait_for_transcript
+from whisp_shared.http_errors import ERROR_RESPONSES
+from whisp_shared.options import RecordingOptions
+from whisp_shared.views import Status, Transcript
 
-router = APIRouter(prefix="/api", tags=["transcripts"])
+router = APIRouter(prefix="/api", tags=["transcripts"], responses=ERROR_RESPONSES)
 
 
 class SubmitResult(Submitted):
-    outcome: Outcome | None = None
-    """With `?wait=true`: the TranscriptReady or TranscriptionFailed event."""
+    transcript: Transcript | None = None
+    """With `?wait=true`: the transcript once transcribed (or failed)."""
 
 
 async def read_upload(file: UploadFile, limit: int) -> bytes:
@@ -31,19 +34,17 @@ async def read_upload(file: UploadFile, limit: int) -> bytes:
     while chunk := await file.read(1 << 20):
         size += len(chunk)
         if size > limit:
-            raise http_error(
-                413, "upload_too_large", f"the file is larger than {limit // 2**20} MiB"
-            )
+            raise UploadTooLarge(f"the file is larger than {limit // 2**20} MiB")
         chunks.append(chunk)
     if not size:
-        raise http_error(422, "empty_upload", "the uploaded file is empty")
+        raise EmptyUpload("the uploaded file is empty")
     return b"".join(chunks)
 
 
 async def submit_audio(
     user_id: str,
     file: UploadFile,
-    options: SubmitOptions,
+    options: RecordingOptions,
     wait: bool,
     settings: SettingsDep,
     audio: AudioDep,
@@ -57,8 +58,8 @@ async def submit_audio(
         submitted = await audio.submit(user_id, data, name, content_type, options)
         if not wait:
             return SubmitResult(**submitted.model_dump())
-        outcome = await wait_for_transcript(sub, submitted.recording_id, settings.wait_timeout_s)
-    return SubmitResult(**submitted.model_dump(), outcome=outcome)
+        transcript = await wait_for_transcript(sub, submitted.recording_id, settings.wait_timeout_s)
+    return SubmitResult(**submitted.model_dump(), transcript=transcript)
 
 
 @router.post("/recordings", status_code=201)
@@ -68,22 +69,9 @@ async def create_recording(
     audio: AudioDep,
     hub: HubDep,
     file: Annotated[UploadFile, File(description="Audio: WAV, FLAC, MP3, OGG/Opus, WebM/Opus")],
-    agent_id: Annotated[str | None, Form(max_length=128)] = None,
-    pipeline: Annotated[str | None, Form(max_length=128)] = None,
-    session_id: Annotated[str | None, Form(max_length=128)] = None,
-    language: Annotated[str | None, Form(max_length=16)] = None,
-    prompt: Annotated[str | None, Form(max_length=2000)] = None,
-    word_timestamps: Annotated[bool, Form()] = False,
+    options: Annotated[RecordingOptions, Form()],
     wait: Annotated[bool, Query(description="Block until the transcript is ready")] = False,
 ) -> SubmitResult:
-    options = SubmitOptions(
-        agent_id=agent_id or None,
-        pipeline=pipeline or None,
-        session_id=session_id or None,
-        language=language or None,
-        prompt=prompt or None,
-        word_timestamps=word_timestamps,
-    )
     return await submit_audio(user.id, file, options, wait, settings, audio, hub)
 
 
@@ -94,7 +82,7 @@ async def list_transcripts(
     try:
         return await repo.page(user.id, query)
     except ValueError as exc:
-        raise http_error(400, "bad_cursor", str(exc)) from exc
+        raise BadCursor(str(exc)) from exc
 
 
 class ExportQuery(BaseModel):
@@ -129,7 +117,7 @@ async def export_transcripts(
 async def get_transcript(user: CurrentUser, repo: RepoDep, recording_id: str) -> Transcript:
     found = await repo.get(user.id, recording_id)
     if found is None:
-        raise http_error(404, "not_found", f"no transcript {recording_id!r} in your history")
+        raise not_in_history(recording_id)
     return found
 
 
@@ -138,7 +126,7 @@ async def delete_transcript(
     user: CurrentUser, repo: RepoDep, audio: AudioDep, recording_id: str
 ) -> None:
     if await repo.get(user.id, recording_id) is None:
-        raise http_error(404, "not_found", f"no transcript {recording_id!r} in your history")
+        raise not_in_history(recording_id)
     # Audio first: if the audio service is down (503), nothing is gone and a retry works.
     await audio.delete(user.id, recording_id)
     await repo.delete(user.id, recording_id)

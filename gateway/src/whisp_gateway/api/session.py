@@ -5,15 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
+from whisp_gateway.api.deps import RepoDep, SettingsDep
 from whisp_gateway.auth import (
     CurrentUser,
     clear_session_cookie,
     set_session_cookie,
     single_user_mode,
-    unauthorized,
 )
-from whisp_gateway.dependencies import RepoDep, SettingsDep
 from whisp_gateway.repository.models import User
+from whisp_shared.errors import unauthorized
 
 router = APIRouter(prefix="/api", tags=["session"])
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from whisp_gateway.repository.models import Transcript, TranscriptPage, TranscriptQuery, User
+from whisp_gateway.repository.models import TranscriptPage, TranscriptQuery, User
 from whisp_gateway.repository.sql import SqlRepository
 from whisp_shared.events import Event
+from whisp_shared.views import Transcript
 
 
 class Repository(Protocol):

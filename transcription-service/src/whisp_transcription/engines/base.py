@@ -2,8 +2,8 @@
 
 The worker hands an engine a `Clip` (the original bytes *and* 16 kHz mono samples, so
 a remote API can receive the original file while a local model reads samples) and
-gets back a `Transcription`. Engines raise `WhispError` subclasses with stable codes;
-anything else is treated as a retryable internal error by the bus.
+gets back a `Transcription`. Engines raise the service's errors (`whisp_transcription.errors`,
+each with a stable code); anything else is treated as a retryable internal error by the bus.
 """
 
 from __future__ import annotations

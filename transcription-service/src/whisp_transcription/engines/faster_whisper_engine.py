@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from whisp_shared.audio import rms_dbfs
 from whisp_shared.events import Segment, Word
 from whisp_transcription.engines.base import Clip, TranscribeOptions, Transcription
-from whisp_transcription.models import resolve_model
+from whisp_transcription.model_files import resolve_model
 from whisp_transcription.settings import FasterWhisperSettings
 
 if TYPE_CHECKING:

@@ -17,11 +17,20 @@ import tenacity
 from pydantic import BaseModel, SecretStr, ValidationError
 from tenacity import RetryCallState
 
-from whisp_shared.errors import PermanentError, TransientError
+from whisp_shared.errors import WhispError
 from whisp_shared.events import Segment, Word
 from whisp_shared.logs import get_logger
 from whisp_shared.retry import retry_after_seconds
+from whisp_shared.upstream import (
+    UpstreamAuth,
+    UpstreamBadRequest,
+    UpstreamBadResponse,
+    UpstreamRateLimited,
+    UpstreamUnavailable,
+    server_message,
+)
 from whisp_transcription.engines.base import Clip, TranscribeOptions, Transcription
+from whisp_transcription.errors import EngineNotConfigured
 from whisp_transcription.settings import OpenAISettings
 
 log = get_logger(__name__)
@@ -85,10 +94,9 @@ class OpenAIEngine:
         if self._client is not None:
             return
         if self._api_key is None or not self._api_key.get_secret_value():
-            raise PermanentError(
+            raise EngineNotConfigured(
                 "The openai engine needs an API key: set OPENAI_API_KEY or "
-                "WHISP_TRANSCRIPTION__OPENAI_API_KEY (or choose engine faster-whisper).",
-                code="engine_not_configured",
+                "WHISP_TRANSCRIPTION__OPENAI_API_KEY (or choose engine faster-whisper)."
             )
         s = self.settings
         self._client = openai.AsyncOpenAI(
@@ -136,10 +144,9 @@ class OpenAIEngine:
             raise self._status_error(exc, attempts) from exc
         except openai.APIConnectionError as exc:
             what = "timed out" if isinstance(exc, openai.APITimeoutError) else "was unreachable"
-            raise TransientError(
+            raise UpstreamUnavailable(
                 f"OpenAI transcription {what} on all {attempts} attempts "
-                f"(timeout {s.timeout_s:g}s, {s.base_url or 'api.openai.com'}); try again later.",
-                code="upstream_unavailable",
+                f"(timeout {s.timeout_s:g}s, {s.base_url or 'api.openai.com'}); try again later."
             ) from exc
         return self._parse(raw.content, options)
 
@@ -156,39 +163,32 @@ class OpenAIEngine:
             return min(asked, cap)
         return self._backoff(state)
 
-    def _status_error(self, exc: openai.APIStatusError, attempts: int) -> Exception:
-        status, said = exc.status_code, self._redact(_server_message(exc))
+    def _status_error(self, exc: openai.APIStatusError, attempts: int) -> WhispError:
+        status, said = exc.status_code, self._redact(server_message(exc.body, exc.message))
         if status == 429:
-            return TransientError(
+            return UpstreamRateLimited(
                 f"OpenAI kept rate-limiting (HTTP 429) through {attempts} attempts: {said}. "
-                "Wait, lower max_concurrency, or raise the account's rate limit.",
-                code="upstream_rate_limited",
+                "Wait, lower max_concurrency, or raise the account's rate limit."
             )
         if status >= 500 or status == 408:
-            return TransientError(
+            return UpstreamUnavailable(
                 f"OpenAI returned HTTP {status} on all {attempts} attempts; "
-                "the service is struggling, try again later.",
-                code="upstream_unavailable",
+                "the service is struggling, try again later."
             )
         if status in (401, 403):
-            return PermanentError(
+            return UpstreamAuth(
                 f"OpenAI refused the API key (HTTP {status}); check OPENAI_API_KEY or "
-                "WHISP_TRANSCRIPTION__OPENAI_API_KEY and the key's project permissions.",
-                code="upstream_auth",
+                "WHISP_TRANSCRIPTION__OPENAI_API_KEY and the key's project permissions."
             )
-        return PermanentError(
-            f"OpenAI rejected the request (HTTP {status}): {said}",
-            code="upstream_bad_request",
-        )
+        return UpstreamBadRequest(f"OpenAI rejected the request (HTTP {status}): {said}")
 
     def _parse(self, body: bytes, options: TranscribeOptions) -> Transcription:
         try:
             data = _Verbose.model_validate_json(body)
         except ValidationError as exc:
-            raise PermanentError(
+            raise UpstreamBadResponse(
                 "OpenAI answered 200 but not with a verbose_json transcription (first bytes: "
-                f"{self._redact(body[:120].decode(errors='replace'))!r}); is base_url right?",
-                code="upstream_bad_response",
+                f"{self._redact(body[:120].decode(errors='replace'))!r}); is base_url right?"
             ) from exc
         spans = data.segments or []
         words: list[list[Word]] = [[] for _ in spans]
@@ -227,14 +227,6 @@ def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in (408, 429) or exc.status_code >= 500
     return isinstance(exc, openai.APIConnectionError)  # includes APITimeoutError
-
-
-def _server_message(exc: openai.APIStatusError) -> str:
-    """OpenAI's `{"error": {"message": ...}}` (the SDK already unwrapped `error`)."""
-    body = exc.body
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return str(body["message"])
-    return str(body)[:300] if body else exc.message
 
 
 def _upload_name(clip: Clip) -> str:

@@ -1,16 +1,28 @@
 // Talking to the gateway: JSON requests, multipart uploads with progress, one error shape.
 //
-// Every gateway error is JSON {code, message} with the right status; a 429 carries
-// Retry-After. Anything that never reached the server becomes status 0, code "network".
-// URLs are relative ("api/…") so the page also works behind a path prefix.
+// Every server error is JSON {code, message, retryable} with the right status (the codes
+// are `Code` in codes.js); a 429 carries Retry-After. A failure that never got a server
+// answer gets one of the page's own `ClientCode`s instead, so nobody mistakes it for a
+// server's verdict. URLs are relative ("api/…") so the page also works behind a path prefix.
+
+/**
+ * Codes the page makes up itself, for failures no server described (no answer at all, an
+ * answer we cannot read). They are never server codes: branch on `Code.X` for those.
+ */
+export const ClientCode = Object.freeze({
+  NETWORK: "network", // nothing reached the server, or nothing came back (status 0)
+  BAD_RESPONSE: "bad_response", // a 2xx we cannot parse
+  httpStatus: (status) => `http_${status}`, // an error body without a code (a proxy's page)
+});
 
 export class ApiError extends Error {
-  constructor(status, code, message, retryAfterS = null) {
+  constructor(status, code, message, { retryAfterS = null, retryable = null } = {}) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
     this.retryAfterS = retryAfterS;
+    this.retryable = retryable; // the server's word, when it gave one
   }
 }
 
@@ -32,21 +44,23 @@ export function parseRetryAfter(value, now = Date.now()) {
 }
 
 function errorFromBody(status, text, retryAfterHeader, statusText = "") {
-  let code = `http_${status}`;
+  let code = ClientCode.httpStatus(status);
   let message = statusText || `The server answered ${status}.`;
+  let retryable = null;
   try {
     const body = JSON.parse(text);
     if (body && typeof body.code === "string") code = body.code;
     if (body && typeof body.message === "string") message = body.message;
-    else if (body && typeof body.detail === "string") message = body.detail;
+    else if (body && typeof body.detail === "string") message = body.detail; // not one of ours
+    if (body && typeof body.retryable === "boolean") retryable = body.retryable;
   } catch {
     // Not JSON (a proxy's error page, say): keep the generic message.
   }
-  return new ApiError(status, code, message, parseRetryAfter(retryAfterHeader));
+  return new ApiError(status, code, message, { retryAfterS: parseRetryAfter(retryAfterHeader), retryable });
 }
 
 function networkError() {
-  return new ApiError(0, "network", "The server cannot be reached.");
+  return new ApiError(0, ClientCode.NETWORK, "The server cannot be reached.");
 }
 
 function report(error, auth) {
@@ -107,7 +121,7 @@ export function upload(path, form, { onProgress } = {}) {
         try {
           resolve(JSON.parse(xhr.responseText || "null"));
         } catch {
-          reject(new ApiError(xhr.status, "bad_response", "The server sent an answer we cannot read."));
+          reject(new ApiError(xhr.status, ClientCode.BAD_RESPONSE, "The server sent an answer we cannot read."));
         }
         return;
       }

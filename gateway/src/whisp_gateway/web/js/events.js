@@ -1,4 +1,8 @@
-// The live event stream (GET /api/events, SSE) and the connection indicator.
+// The live stream (GET /api/events, SSE) and the connection indicator.
+//
+// The stream carries snapshots only: after every change the gateway stored, a
+// `transcript.updated` event with the whole transcript as GET /api/transcripts/{id} returns
+// it. The page hands each one on as it is (`onSnapshot`); it never rebuilds a transcript.
 //
 // While an EventSource is open the browser reconnects by itself after a drop and sends
 // Last-Event-ID, so nothing is missed. If the server refuses a reconnect (an HTTP error,
@@ -7,14 +11,10 @@
 // since a new EventSource cannot resume.
 
 import { request } from "./api.js";
+import { isSnapshot } from "./snapshot.js";
 
-export const EVENT_TYPES = [
-  "recording.completed",
-  "transcript.ready",
-  "transcription.failed",
-  "agent.responded",
-  "agent.failed",
-];
+/** The SSE event name (and `type`) of a stored transcript's snapshot. */
+export const SNAPSHOT_EVENT = "transcript.updated";
 
 const LABELS = {
   connecting: "Connecting…",
@@ -25,9 +25,10 @@ const LABELS = {
 };
 
 export class LiveConnection {
-  constructor({ indicator, onEvent, onResync, onUnauthorized }) {
+  /** onSnapshot(transcript, event): `event` is the envelope (event_id, trace_id, …). */
+  constructor({ indicator, onSnapshot, onResync, onUnauthorized }) {
     this.indicator = indicator;
-    this.onEvent = onEvent;
+    this.onSnapshot = onSnapshot;
     this.onResync = onResync;
     this.onUnauthorized = onUnauthorized;
     this.source = null;
@@ -97,18 +98,19 @@ export class LiveConnection {
       this.#setState("offline");
       this.#reconnectSoon();
     });
-    for (const type of EVENT_TYPES) {
-      source.addEventListener(type, (message) => {
-        if (source !== this.source) return;
-        let data;
-        try {
-          data = JSON.parse(message.data);
-        } catch {
-          return; // not ours to show
-        }
-        this.onEvent(type, data, message.lastEventId);
-      });
-    }
+    // Event types the page does not know yet (live-only ones, say) have their own SSE
+    // names, so an EventSource without a listener for them just lets them pass.
+    source.addEventListener(SNAPSHOT_EVENT, (message) => {
+      if (source !== this.source) return;
+      let event;
+      try {
+        event = JSON.parse(message.data);
+      } catch {
+        return; // not ours to show
+      }
+      if (!event || event.type !== SNAPSHOT_EVENT || !isSnapshot(event.transcript)) return;
+      this.onSnapshot(event.transcript, event);
+    });
   }
 
   #reconnectSoon(delayMs) {

@@ -1,9 +1,18 @@
 // History: the person's stored transcripts (GET /api/transcripts), newest first, with a
-// debounced search, date and agent filters, "Load more" paging, copy, delete, exports
-// that follow the same filters, and live results prepended as they arrive.
+// debounced search, date and agent filters, "Load more" paging, copy, delete, and exports
+// that follow the same filters. Snapshots from the live stream keep it current:
+// - an item on screen simply takes the newer snapshot;
+// - without filters, a recording not on screen is put where the server's order puts it
+//   (if that is within the pages loaded so far);
+// - with filters, only the server knows whether a recording matches (its search is not the
+//   page's to copy), so the page does not guess: it offers "Show new results", a re-query
+//   the person starts. An automatic re-query would reset "Load more" paging and move items
+//   (and a half-confirmed Delete) under the pointer at every snapshot of every clip.
 
 import { request } from "./api.js";
-import { answerFromEvent, renderAnswers, transcriptionFailureText } from "./render.js";
+import { renderAnswers } from "./render.js";
+import { transcriptionFailureText } from "./failures.js";
+import { awaitsAnswer, comesBefore, isOlder, targetName } from "./snapshot.js";
 import { copyButton, h, timeElement } from "./ui.js";
 
 const PAGE_SIZE = 20;
@@ -22,14 +31,14 @@ function localDay(value, plusDays = 0) {
 
 export class History {
   constructor(els, hooks) {
-    this.els = els; // list, status, loadMore, refresh, form, search, from, to, agent, filterError, exports
+    this.els = els; // list, status, stale, staleText, staleShow, loadMore, refresh, form, search, from, to, agent, filterError, exports
     this.hooks = hooks; // nameOf(id, kind), announce(text, kind), onDeleted(id)
     this.items = new Map(); // recording_id → {data, el}
     this.cursor = null;
     this.seq = 0;
     this.controller = null;
     this.searchTimer = 0;
-    this.lastFilters = null;
+    this.lastFilters = null; // the filters of the list on screen (null: never loaded)
 
     els.search.addEventListener("input", () => {
       clearTimeout(this.searchTimer);
@@ -53,6 +62,7 @@ export class History {
     });
     els.loadMore.addEventListener("click", () => this.load({ append: Boolean(this.cursor) }));
     els.refresh.addEventListener("click", () => this.reload());
+    els.staleShow.addEventListener("click", () => this.reload());
     this.#updateExports(this.filters() || {});
   }
 
@@ -96,6 +106,8 @@ export class History {
     this.els.list.replaceChildren();
     this.els.loadMore.hidden = true;
     this.els.status.textContent = "";
+    this.els.stale.hidden = true;
+    this.lastFilters = null;
   }
 
   reload() {
@@ -138,6 +150,7 @@ export class History {
     if (!append) {
       this.items.clear();
       list.replaceChildren();
+      this.els.stale.hidden = true; // this answer is the server's word on what matches
     }
     for (const transcript of page.items || []) {
       if (this.items.has(transcript.recording_id)) continue;
@@ -178,8 +191,8 @@ export class History {
     const { nameOf } = this.hooks;
     const meta = [timeElement(t.created_at)];
     if (t.duration_s != null) meta.push(h("span", { class: "duration", text: `${Number(t.duration_s).toFixed(1)} s` }));
-    const targetName = t.pipeline ? nameOf(t.pipeline, "pipeline") : nameOf(t.agent_id, "agent");
-    if (targetName) meta.push(h("span", { class: "target", text: `→ ${targetName}` }));
+    const target = targetName(t, nameOf);
+    if (target) meta.push(h("span", { class: "target", text: `→ ${target}` }));
     meta.push(h("span", { class: "badge", dataset: { status: t.status }, text: STATUS_LABELS[t.status] || t.status }));
 
     const transcript = h("p", { class: "transcript", text: t.text || "" });
@@ -191,8 +204,7 @@ export class History {
     const answer = h("div", { class: "answer" });
     // "…is thinking" only for a recent clip: an old one without answer just shows none.
     const recent = Date.now() - new Date(t.updated_at || t.created_at).getTime() < PENDING_FOR_MS;
-    const asked = t.status === "done" && t.text && (t.agent_id || t.pipeline);
-    const waiting = asked && recent && !(t.answers || []).length ? targetName : null;
+    const waiting = awaitsAnswer(t) && recent ? target : null;
     renderAnswers(answer, t.answers || [], nameOf, waiting);
     parts.push(answer);
 
@@ -259,76 +271,53 @@ export class History {
     }
   }
 
-  #update(recordingId, changes, { prependIfNew = false } = {}) {
-    const entry = this.items.get(recordingId);
+  /** Keep the list current from a snapshot (the live stream's, or a card's watchdog's). */
+  apply(t) {
+    const entry = this.items.get(t.recording_id);
     if (entry) {
-      entry.data = { ...entry.data, ...changes(entry.data) };
-      entry.el.replaceChildren(...this.#content(entry.data, entry.el));
+      if (isOlder(t, entry.data)) return;
+      entry.data = t;
+      entry.el.replaceChildren(...this.#content(t, entry.el));
+      this.#place(entry.el, t); // `created_at` can still move once (the recording's own time wins)
       return;
     }
-    if (!prependIfNew) return;
-    const data = changes(null);
-    if (!this.#matches(data)) return;
-    const el = this.#render(data);
-    this.items.set(recordingId, { data, el });
-    this.els.list.prepend(el);
+    const shown = this.lastFilters;
+    if (!shown) return; // never loaded: nothing on screen to keep current
+    if (Object.keys(shown).length > 0) {
+      this.#offerRefresh("New results may match your filters.");
+      return;
+    }
+    const last = [...this.items.values()].at(-1);
+    if (this.cursor && last && !comesBefore(t, last.data)) return; // "Load more" brings it
+    const el = this.#render(t);
+    this.items.set(t.recording_id, { data: t, el });
+    this.#place(el, t);
     this.#describe();
   }
 
-  #matches(t) {
-    const f = this.lastFilters;
-    if (!f) return false; // history never loaded, or invalid filters
-    if (f.q) {
-      const text = (t.text || "").toLowerCase();
-      if (!f.q.toLowerCase().split(/\s+/).every((word) => text.includes(word))) return false;
-    }
-    if (f.agent_id && t.agent_id !== f.agent_id) return false;
-    const at = new Date(t.created_at).getTime();
-    if (f.since && at < new Date(f.since).getTime()) return false;
-    if (f.until && at >= new Date(f.until).getTime()) return false;
-    return true;
+  /** Put `el` where the server's order puts `t` among the items on screen. */
+  #place(el, t) {
+    const { list } = this.els;
+    const next = [...list.children].find((other) => {
+      if (other === el) return false;
+      const entry = this.items.get(other.dataset.recordingId);
+      return entry && comesBefore(t, entry.data);
+    });
+    if (next) {
+      if (el.nextElementSibling !== next) list.insertBefore(el, next);
+    } else if (list.lastElementChild !== el) list.append(el);
   }
 
-  /** Keep the list current from the live events. */
-  handleEvent(type, data) {
-    const id = data.recording_id;
-    if (!id) return;
-    const fresh = (status, extra = {}) => (old) =>
-      old
-        ? { ...extra, status: old.status === "done" && status === "processing" ? old.status : status }
-        : {
-            recording_id: id,
-            created_at: data.created_at || new Date().toISOString(),
-            agent_id: data.agent_id || null,
-            pipeline: data.pipeline || null,
-            duration_s: data.duration_s ?? data.audio_duration_s ?? null,
-            text: "",
-            answers: [],
-            ...extra,
-            status,
-          };
-    switch (type) {
-      case "recording.completed":
-        this.#update(id, fresh("processing"), { prependIfNew: true });
-        break;
-      case "transcript.ready":
-        this.#update(id, fresh("done", { text: data.is_empty ? "" : data.text || "" }), { prependIfNew: true });
-        break;
-      case "transcription.failed":
-        this.#update(id, fresh("failed", { error_code: data.code, error_message: data.message }), { prependIfNew: true });
-        break;
-      case "agent.responded":
-      case "agent.failed": {
-        const answer = answerFromEvent(type, data);
-        this.#update(id, (old) => {
-          const answers = (old.answers || []).filter((a) => a.event_id !== answer.event_id);
-          return { answers: [...answers, answer] };
-        });
-        break;
-      }
-      default:
-        break;
-    }
+  #offerRefresh(text) {
+    const { stale, staleText } = this.els;
+    if (!stale.hidden && staleText.textContent === text) return; // said once is enough
+    staleText.textContent = text;
+    stale.hidden = false;
+  }
+
+  /** The live stream was reopened and could not resume: what is on screen may be behind. */
+  resync() {
+    if (this.lastFilters) this.#offerRefresh("Your history may have changed while the connection was down.");
   }
 
   /** Draw every item again (agent names became known). */

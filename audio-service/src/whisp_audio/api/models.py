@@ -1,0 +1,107 @@
+"""What the audio service's routes take and answer: the HTTP shapes of the domain's values.
+
+The recording options themselves are the shared `RecordingOptions` (one model for every
+service); the request models here only add what a route needs beside them and refuse
+fields nobody defined, so a typo (`langauge=en`) is a 422 rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+
+from fastapi import UploadFile
+from pydantic import BaseModel, ConfigDict, Field
+
+from whisp_audio.device_recordings import DeviceResult, DeviceSnapshot, StoppedBy
+from whisp_audio.ingest import Accepted
+from whisp_recorder import RecorderState
+from whisp_recorder.devices import InputDevice
+from whisp_shared.options import RecordingOptions
+
+
+class UploadForm(RecordingOptions):
+    """The multipart form of `POST /recordings`: the options and the file, as one model.
+
+    The file is a field of the model rather than a parameter beside it: FastAPI validates a
+    form model against the whole form, file part included, so only this way can unknown
+    fields be refused.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: UploadFile = Field(description="the audio file; its type is sniffed")
+
+
+class StartRecording(RecordingOptions):
+    """Body of `POST /devices/{device}/recording` (all optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_duration_s: float | None = Field(default=None, gt=0)
+    """Stop by itself after this long (at most the service's own limit)."""
+
+
+class RecordingAccepted(BaseModel):
+    """A recording stored and queued for transcription (`whisp_audio.ingest.Accepted`)."""
+
+    recording_id: str
+    duration_s: float
+    audio_uri: str
+    content_type: str
+
+    @classmethod
+    def of(cls, accepted: Accepted) -> RecordingAccepted:
+        return RecordingAccepted(**asdict(accepted))
+
+
+class StopResult(RecordingAccepted):
+    """A device recording stored and queued, and what ended it."""
+
+    stopped_by: StoppedBy
+
+    @classmethod
+    def of_result(cls, result: DeviceResult) -> StopResult:
+        return StopResult(**asdict(result.accepted), stopped_by=result.stopped_by)
+
+
+class DeviceStatus(BaseModel):
+    """One (user, device): the recorder's state and level, and what ended it last."""
+
+    device: str
+    state: RecorderState
+    elapsed_s: float
+    level_dbfs: float
+    reason: str
+    max_duration_s: float | None
+    error: str | None = None
+    last_recording_id: str | None = None
+
+    @classmethod
+    def of(cls, snapshot: DeviceSnapshot) -> DeviceStatus:
+        status = snapshot.status
+        return cls(
+            device=snapshot.device,
+            state=status.state,
+            elapsed_s=status.elapsed_s,
+            level_dbfs=status.level_dbfs,
+            reason=status.reason,
+            max_duration_s=snapshot.max_duration_s,
+            error=snapshot.error,
+            last_recording_id=snapshot.last_recording_id,
+        )
+
+
+class DeviceList(BaseModel):
+    devices: list[InputDevice]
+    message: str | None = None
+
+
+class RecordingInfo(BaseModel):
+    recording_id: str
+    user_id: str
+    content_type: str
+    duration_s: float
+    size: int
+    created_at: datetime
+    source: str

@@ -1,0 +1,134 @@
+"""HTTP clients for the services behind the gateway (audio, agents).
+
+The gateway authenticates people; downstream it speaks for them with the service token and
+`X-Whisp-User` (`whisp_shared.caller`). Upstream errors keep their `code`, `message` and
+`retryable` (a 413 from the audio service stays a 413 for the browser); an unreachable
+service becomes 503 with that service's `*_unavailable` code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from pydantic import BaseModel
+
+from whisp_shared.caller import service_headers
+from whisp_shared.codes import ErrorCode
+from whisp_shared.errors import WhispError
+from whisp_shared.options import RecordingOptions
+
+
+class Submitted(BaseModel):
+    recording_id: str
+    duration_s: float | None = None
+
+
+class ServiceClient:
+    def __init__(
+        self,
+        base_url: str,
+        name: str,
+        unavailable: ErrorCode,
+        token: str | None,
+        timeout_s: float = 60,
+    ) -> None:
+        self.name = name
+        self.unavailable = unavailable
+        self.client = httpx.AsyncClient(
+            base_url=base_url, headers=service_headers(token), timeout=timeout_s
+        )
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def request(self, method: str, path: str, user_id: str, **kwargs: Any) -> httpx.Response:
+        headers = {**service_headers(user_id=user_id), **kwargs.pop("headers", {})}
+        try:
+            response = await self.client.request(method, path, headers=headers, **kwargs)
+        except httpx.TransportError as exc:
+            raise self._unreachable() from exc
+        if response.status_code >= 400:
+            raise self._error(response)
+        return response
+
+    async def open_stream(
+        self, method: str, path: str, user_id: str, **kwargs: Any
+    ) -> httpx.Response:
+        """Start a streamed request; errors before the first byte keep their status."""
+        headers = {**service_headers(user_id=user_id), **kwargs.pop("headers", {})}
+        request = self.client.build_request(method, path, headers=headers, **kwargs)
+        try:
+            response = await self.client.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise self._unreachable() from exc
+        if response.status_code >= 400:
+            await response.aread()
+            await response.aclose()
+            raise self._error(response)
+        return response
+
+    def _unreachable(self) -> WhispError:
+        return WhispError(
+            f"the {self.name} service cannot be reached",
+            code=self.unavailable,
+            status=503,
+            retryable=True,
+            retry_after=5,
+        )
+
+    def _error(self, response: httpx.Response) -> WhispError:
+        """The upstream's own error, passed on (5xx other than 502-504 become 502)."""
+        status = response.status_code
+        try:
+            body = response.json()
+            code, message = ErrorCode(body["code"]), str(body["message"])
+            retryable = bool(body.get("retryable", False))
+        except (ValueError, KeyError, TypeError):
+            code = ErrorCode.UPSTREAM_BAD_RESPONSE
+            message = f"the {self.name} service answered {status}"
+            retryable = status >= 500
+        headers = {"Retry-After": response.headers["Retry-After"]} if (
+            "Retry-After" in response.headers
+        ) else None  # fmt: skip
+        return WhispError(
+            message,
+            code=code,
+            status=status if status < 500 or status in (502, 503, 504) else 502,
+            retryable=retryable,
+            headers=headers,
+        )
+
+
+class AudioService(ServiceClient):
+    def __init__(self, base_url: str, token: str | None) -> None:
+        super().__init__(base_url, "audio", ErrorCode.AUDIO_UNAVAILABLE, token)
+
+    async def submit(
+        self,
+        user_id: str,
+        data: bytes,
+        filename: str,
+        content_type: str,
+        options: RecordingOptions,
+    ) -> Submitted:
+        response = await self.request(
+            "POST",
+            "/recordings",
+            user_id,
+            files={"file": (filename, data, content_type)},
+            data=options.as_form(),
+        )
+        return Submitted.model_validate(response.json())
+
+    async def delete(self, user_id: str, recording_id: str) -> None:
+        try:
+            await self.request("DELETE", f"/recordings/{recording_id}", user_id)
+        except WhispError as exc:
+            if exc.status != 404:
+                raise
+
+
+class AgentService(ServiceClient):
+    def __init__(self, base_url: str, token: str | None) -> None:
+        super().__init__(base_url, "agent", ErrorCode.AGENT_UNAVAILABLE, token)

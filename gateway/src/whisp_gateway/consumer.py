@@ -1,0 +1,49 @@
+"""Store every result once, then forward the owner's snapshot to the users' live stream.
+
+One consumer group (`gateway`) per source stream, shared by all gateway replicas, so each
+event is stored exactly once however many replicas run. The handler's output is the
+user's stored transcript after the event (`TranscriptUpdated`), published to
+`whisp:user-events` in the bus's atomic finish: a user sees a change live only once it is
+in their history, and sees it exactly once. If storing keeps failing, a snapshot built
+from the event alone is still forwarded (the event is dead-lettered for ops), so the user
+is never left waiting on a database problem.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from whisp_gateway import metrics
+from whisp_gateway.repository import Repository
+from whisp_gateway.repository.projection import snapshot_of
+from whisp_shared.bus import Consumer
+from whisp_shared.events import Event, FailureFields
+from whisp_shared.streams import GATEWAY_GROUP, RECORDINGS, RESPONSES, TRANSCRIPTS, USER_EVENTS
+from whisp_shared.views import Transcript, TranscriptUpdated
+
+
+def _updated(event: Event, transcript: Transcript) -> TranscriptUpdated:
+    lag = (datetime.now(UTC) - event.created_at).total_seconds()
+    metrics.FORWARD_LAG.observe(max(lag, 0.0))
+    return TranscriptUpdated(
+        **event.follow_up(),
+        event_id=event.event_id,
+        created_at=event.created_at,
+        transcript=transcript,
+    )
+
+
+def snapshot_consumers(repo: Repository) -> list[Consumer]:
+    async def store(event: Event) -> TranscriptUpdated | None:
+        await repo.apply(event)
+        stored = await repo.get(event.user_id, event.recording_id)
+        # None: the owner deleted it meanwhile, or the event names another user's recording.
+        return _updated(event, stored) if stored is not None else None
+
+    def deliver_anyway(event: Event, _failure: FailureFields) -> TranscriptUpdated:
+        return _updated(event, snapshot_of(event))
+
+    return [
+        Consumer(stream, GATEWAY_GROUP, USER_EVENTS, store, deliver_anyway)
+        for stream in (RECORDINGS, TRANSCRIPTS, RESPONSES)
+    ]

@@ -1,0 +1,76 @@
+"""What a caller asks of a recording: defined once, carried by the events, taken by both
+upload routes as a form model, and built by the desk clients.
+
+`AgentRoute` is the part that travels on to the agent service (on `TranscriptReady`);
+`RecordingOptions` adds what only the recogniser needs. Empty form fields mean "not set",
+so a browser form that sends `agent_id=` asks for no agent rather than failing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+NAME_PATTERN = r"^[A-Za-z0-9][\w.:-]*$"
+LANGUAGE_PATTERN = r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})?$"
+MAX_PROMPT_CHARS = 2000
+
+
+def _unset_if_blank(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+class AgentRoute(BaseModel):
+    """Which agent (or pipeline, in which session) answers a recording's transcript."""
+
+    agent_id: str | None = Field(default=None, max_length=64, pattern=NAME_PATTERN)
+    pipeline: str | None = Field(default=None, max_length=64, pattern=NAME_PATTERN)
+    session_id: str | None = Field(default=None, max_length=128, pattern=NAME_PATTERN)
+
+    @field_validator("agent_id", "pipeline", "session_id", mode="before")
+    @classmethod
+    def _blank_name_is_unset(cls, value: Any) -> Any:
+        return _unset_if_blank(value)
+
+    @property
+    def wants_agent(self) -> bool:
+        return bool(self.agent_id or self.pipeline)
+
+    def route(self) -> AgentRoute:
+        """Just the agent part, e.g. for the transcript that answers a recording."""
+        return AgentRoute(
+            agent_id=self.agent_id, pipeline=self.pipeline, session_id=self.session_id
+        )
+
+
+class RecordingOptions(AgentRoute):
+    """What the caller asks of the transcription (and of an agent), for any recording."""
+
+    language: str | None = Field(default=None, max_length=16, pattern=LANGUAGE_PATTERN)
+    """ISO 639 code such as `en` or `pt-BR`; None lets the engine decide."""
+    prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    """Spelling hints for the recogniser (names, jargon)."""
+    word_timestamps: bool = False
+
+    @field_validator("language", "prompt", mode="before")
+    @classmethod
+    def _blank_text_is_unset(cls, value: Any) -> Any:
+        return _unset_if_blank(value)
+
+    def options(self) -> RecordingOptions:
+        """Just the options (an event that includes them has more fields)."""
+        return RecordingOptions.model_validate(
+            self.model_dump(include=set(RecordingOptions.model_fields))
+        )
+
+    def as_form(self) -> dict[str, str]:
+        """Multipart form fields for an upload route (unset ones left out)."""
+        out: dict[str, str] = {}
+        for key, value in self.options().model_dump(exclude_none=True).items():
+            if isinstance(value, bool):
+                if value:
+                    out[key] = "true"
+            else:
+                out[key] = str(value)
+        return out
