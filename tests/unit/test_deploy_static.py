@@ -1,8 +1,9 @@
 """Static checks of the deployment files: compose, Dockerfiles, Kubernetes, monitoring.
 
 Nothing here needs a Docker engine or a cluster: the files are parsed and held to what the
-stack needs to build and start as designed (one package per image, non-root, healthchecks
-on /readyz, Redis healthy before the apps, KEDA scaling the transcribers on stream lag).
+stack needs to build and start as designed (one Dockerfile whose build arguments pick one
+package per image, non-root, healthchecks on /readyz, Redis healthy before the apps, KEDA
+scaling the transcribers on stream lag).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ import yaml
 from whisp_shared import streams
 
 ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
 OVERRIDE = ROOT / "docker-compose.override.yml"
 K8S = ROOT / "deploy" / "k8s"
@@ -37,8 +40,17 @@ class Svc:
     port: int
 
     @property
+    def env_section(self) -> str:
+        """The section as its environment prefix spells it (the Dockerfile's SECTION)."""
+        return self.section.upper()
+
+    @property
     def host_var(self) -> str:
-        return f"WHISP_{self.section.upper()}__HOST"
+        return f"WHISP_{self.env_section}__HOST"
+
+    @property
+    def port_var(self) -> str:
+        return f"WHISP_{self.env_section}__PORT"
 
     @property
     def image(self) -> str:
@@ -60,8 +72,11 @@ APPS = (
 )
 APP_IDS = [s.name for s in APPS]
 BY_NAME = {s.name: s for s in APPS}
-# Names that must not appear in another service's Dockerfile (the CLI is never in an image).
-ALL_NAMES = {s.name: {s.package, s.module} for s in APPS} | {"cli": {"whisp-cli", "whisp_cli"}}
+BY_PACKAGE = {s.package: s for s in APPS}
+# The one Dockerfile names no package or module: build arguments pick them. (The CLI is never
+# in an image.)
+ALL_NAMES = {name for s in APPS for name in (s.package, s.module)} | {"whisp-cli", "whisp_cli"}
+REQUIRED_ARGS = {"SERVICE", "SECTION", "PORT"}
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -130,6 +145,92 @@ def resolve_args(value: str, args: dict[str, str]) -> str:
     return re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), value)
 
 
+@dataclass(frozen=True)
+class Stage:
+    base: str
+    name: str | None
+    instructions: list[Instruction]
+
+    def args(self, keyword: str) -> list[str]:
+        return [i.args for i in self.instructions if i.keyword == keyword]
+
+
+def dockerfile_stages(instructions: list[Instruction]) -> list[Stage]:
+    """The build stages in order, each with the instructions after its FROM."""
+    stages: list[Stage] = []
+    for ins in instructions:
+        if ins.keyword == "FROM":
+            words = ins.args.split()
+            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
+            stages.append(Stage(words[0], name, []))
+        elif stages:
+            stages[-1].instructions.append(ins)
+    return stages
+
+
+def declared_args(instructions: list[Instruction]) -> dict[str, str | None]:
+    """Every ARG the Dockerfile declares, with its default (None: none, a required one)."""
+    out: dict[str, str | None] = {}
+    for ins in instructions:
+        if ins.keyword == "ARG":
+            key, sep, value = ins.args.partition("=")
+            default = value.strip('"') if sep else None
+            if out.get(key) is None:
+                out[key] = default
+    return out
+
+
+def env_of(stage: Stage, args: dict[str, str]) -> dict[str, str]:
+    """The stage's ENV, with keys and values expanded as BuildKit does (keys too)."""
+    env: dict[str, str] = {}
+    for line in stage.args("ENV"):
+        for pair in shlex.split(line):
+            key, _, value = pair.partition("=")
+            env[resolve_args(key, args)] = resolve_args(value, args)
+    return env
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    with path.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+def workspace_members() -> dict[str, dict[str, Any]]:
+    """Each workspace member's folder -> its `[project]` table."""
+    members = load_toml(ROOT / "pyproject.toml")["tool"]["uv"]["workspace"]["members"]
+    return {m: load_toml(ROOT / m / "pyproject.toml")["project"] for m in members}
+
+
+def dockerignore_patterns() -> list[str]:
+    return [
+        line.strip().rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+
+def ignored(path: str, patterns: list[str]) -> bool:
+    """Whether .dockerignore keeps `path` (or a folder above it) out of the context, with
+    Docker's matching for the forms the file uses: `*`, `?` and `[...]` stay within one
+    path part, `**/` matches at any depth; `!` exceptions are not modelled (none are used)."""
+    parts = path.split("/")
+    from_root = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    anywhere = ["/".join(parts[j : i + 1]) for i in range(len(parts)) for j in range(i + 1)]
+    for pattern in patterns:
+        assert not pattern.startswith("!"), pattern
+        candidates = anywhere if pattern.startswith("**/") else from_root
+        if any(_glob(pattern.removeprefix("**/")).fullmatch(c) for c in candidates):
+            return True
+    return False
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    escaped = re.escape(pattern)
+    for glob, regex in ((r"\*", "[^/]*"), (r"\?", "[^/]"), (r"\[", "["), (r"\]", "]")):
+        escaped = escaped.replace(glob, regex)
+    return re.compile(escaped)
+
+
 def k8s_files() -> list[Path]:
     return sorted(p for p in K8S.rglob("*") if p.suffix in {".yaml", ".yml"})
 
@@ -175,22 +276,70 @@ def test_compose_has_redis_and_every_app(services: dict[str, Any]) -> None:
     assert {"redis", *APP_IDS} <= set(services)
 
 
-def test_every_non_redis_service_builds_from_an_existing_dockerfile(
+def builds(services: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: svc["build"] for name, svc in services.items() if name != "redis"}
+
+
+def build_args(build: dict[str, Any]) -> dict[str, str]:
+    args = build.get("args") or {}
+    assert isinstance(args, dict), "build args must be a mapping"
+    return {str(k): str(v) for k, v in args.items()}
+
+
+def test_every_non_redis_service_builds_from_the_root_dockerfile(
     services: dict[str, Any],
 ) -> None:
-    for name, svc in services.items():
-        if name == "redis":
-            assert "build" not in svc
-            continue
-        build = svc.get("build")
+    assert "build" not in services["redis"]
+    for name, build in builds(services).items():
         assert isinstance(build, dict), f"{name}: build must name a context and a dockerfile"
         context = (COMPOSE.parent / build["context"]).resolve()
-        assert context.is_dir(), f"{name}: build context {context} does not exist"
-        dockerfile = context / build["dockerfile"]
-        assert dockerfile.is_file(), f"{name}: {dockerfile} does not exist"
-        if name in BY_NAME:
-            assert context == ROOT, f"{name}: the context must be the repo root (shared/, uv.lock)"
-            assert dockerfile == ROOT / BY_NAME[name].folder / "Dockerfile"
+        assert context == ROOT, f"{name}: the context must be the repo root (workspace, uv.lock)"
+        assert (context / build["dockerfile"]).resolve() == DOCKERFILE, name
+    assert DOCKERFILE.is_file()
+    assert not list(ROOT.glob("*/Dockerfile")), "one Dockerfile for all: no per-service copies"
+
+
+@pytest.mark.parametrize("name", APP_IDS)
+def test_app_build_args_pick_its_package_section_and_port(
+    services: dict[str, Any], name: str
+) -> None:
+    svc = BY_NAME[name]
+    args = build_args(services[name]["build"])
+    assert args["SERVICE"] == svc.package
+    assert args["SECTION"] == svc.env_section
+    assert args["PORT"] == str(svc.port)
+    image = str(services[name]["image"])
+    assert image.partition(":")[0] == svc.image, "compose and Kubernetes name the same image"
+
+
+def test_build_args_are_the_dockerfiles(services: dict[str, Any]) -> None:
+    """Compose passes only arguments the Dockerfile declares, and every required one."""
+    declared = declared_args(dockerfile_instructions(DOCKERFILE.read_text()))
+    assert {k for k, v in declared.items() if v is None} == REQUIRED_ARGS
+    for name, build in builds(services).items():
+        args = build_args(build)
+        assert set(args) <= set(declared), f"{name}: unknown {set(args) - set(declared)}"
+        assert set(args) >= REQUIRED_ARGS, f"{name}: missing {REQUIRED_ARGS - set(args)}"
+
+
+def test_every_build_names_a_runnable_workspace_package(services: dict[str, Any]) -> None:
+    """What the Dockerfile relies on: SERVICE is a workspace package whose console script of
+    the same name runs its `__main__`, and EXTRAS are extras it declares."""
+    packages = {
+        project["name"]: (folder, project) for folder, project in workspace_members().items()
+    }
+    for name, build in builds(services).items():
+        args = build_args(build)
+        package = args["SERVICE"]
+        assert package != "whisp-cli", "the CLI is never in an image"
+        assert package in packages, f"{name}: {package} is not a workspace package"
+        folder, project = packages[package]
+        module = BY_PACKAGE[package].module
+        assert project["scripts"][package] == f"{module}.__main__:main", name
+        assert (ROOT / folder / "src" / module / "__main__.py").is_file(), name
+        assert args["SECTION"].lower() == BY_PACKAGE[package].section, name
+        for extra in args.get("EXTRAS", "").split():
+            assert extra in project.get("optional-dependencies", {}), f"{name}: extra {extra}"
 
 
 def test_every_service_has_a_healthcheck(services: dict[str, Any]) -> None:
@@ -298,76 +447,125 @@ def test_override_is_a_local_dev_layer(services: dict[str, Any]) -> None:
 
 
 def test_dockerignore_keeps_local_state_out_of_the_context() -> None:
-    lines = {
-        line.strip().rstrip("/")
-        for line in (ROOT / ".dockerignore").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    }
-    for entry in (".git", "data", "tests/bench/results"):
+    patterns = dockerignore_patterns()
+    lines = set(patterns)
+    for entry in (".git", "data"):
         assert entry in lines, entry
+    assert ignored("tests/bench/results", patterns)
     assert lines & {".venv", "**/.venv"}
     assert lines & {"**/__pycache__", "__pycache__"}
+    for path in ("gateway/.venv", "shared/src/whisp_shared/__pycache__"):
+        assert ignored(path, patterns), path
+
+
+def test_dockerignore_keeps_every_workspace_member_in_the_context() -> None:
+    """The Dockerfile copies the context whole: each member (and the lock) must be in it."""
+    patterns = dockerignore_patterns()
+    for path in ("pyproject.toml", "uv.lock", *workspace_members()):
+        assert not ignored(path, patterns), path
+    for folder in workspace_members():
+        assert "/" not in folder, f"{folder}: the Dockerfile's */pyproject.toml misses it"
+        assert not ignored(f"{folder}/pyproject.toml", patterns), folder
 
 
 # --- Dockerfiles -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", APP_IDS)
-def test_dockerfile(name: str) -> None:
-    svc = BY_NAME[name]
-    text = (ROOT / svc.folder / "Dockerfile").read_text()
-    instructions = dockerfile_instructions(text)
-    keywords = [i.keyword for i in instructions]
+@pytest.fixture(scope="module")
+def dockerfile() -> list[Instruction]:
+    return dockerfile_instructions(DOCKERFILE.read_text())
+
+
+def test_dockerfile_is_generic(dockerfile: list[Instruction]) -> None:
+    code = "\n".join(f"{i.keyword} {i.args}" for i in dockerfile)  # comments may give examples
+    for name in ALL_NAMES:
+        assert name not in code, f"the Dockerfile names {name}: build arguments pick services"
 
     # Multi-stage, and the final stage is python:3.11-slim.
-    args: dict[str, str] = {}
-    for ins in instructions:
-        if ins.keyword == "ARG" and "=" in ins.args:
-            key, _, value = ins.args.partition("=")
-            args.setdefault(key, value)
-    froms = [resolve_args(i.args.split()[0], args) for i in instructions if i.keyword == "FROM"]
-    assert len(froms) >= 2, "expected a builder stage and a runtime stage"
-    assert froms[-1] == "python:3.11-slim"
+    defaults = {k: v for k, v in declared_args(dockerfile).items() if v is not None}
+    stages = dockerfile_stages(dockerfile)
+    assert len(stages) >= 2, "expected a builder stage and a runtime stage"
+    assert resolve_args(stages[-1].base, defaults) == "python:3.11-slim"
 
-    # Installs only this service's package (plus shared), from the lockfile, without dev deps.
-    installs = [i.args for i in instructions if i.keyword == "RUN" and "uv " in i.args]
+    # Installs only SERVICE's package (with shared), from the lockfile, without dev deps:
+    # third-party dependencies in a layer of their own, then the workspace packages.
+    installs = [i.args for i in dockerfile if i.keyword == "RUN" and "uv " in i.args]
     assert installs, "no uv step"
     for run in installs:
         if "uv sync" in run or "uv export" in run:
-            assert f"--package {svc.package}" in run, run
+            assert re.search(r'--package "?\$\{?SERVICE\}?"?', run), run
             assert "--frozen" in run or "--locked" in run, run
             assert "--no-dev" in run, run
             assert "--all-packages" not in run, run
-    assert svc.package in text
-    for other, names in ALL_NAMES.items():
-        if other != name:
-            for forbidden in names:
-                assert forbidden not in text, f"{svc.folder}/Dockerfile mentions {forbidden}"
+    syncs = [run for run in installs if "uv sync" in run]
+    assert len(syncs) == 2
+    assert "--no-install-workspace" in syncs[0]
+    assert "--no-editable" in syncs[1], "the venv must not point into a source tree"
+
+    # The runtime stage takes only the venv: no source tree, no other package.
+    runtime = stages[-1]
+    assert runtime.args("COPY") == ["--from=builder /app/.venv /app/.venv"]
 
     # Runs as a non-root user.
-    users = [i.args.split(":")[0] for i in instructions if i.keyword == "USER"]
+    users = [i.args.split(":")[0] for i in dockerfile if i.keyword == "USER"]
     assert users, "no USER"
     assert users[-1] not in {"root", "0"}
 
     # Healthcheck on /readyz with python's urllib (no curl in slim images).
-    checks = [i.args for i in instructions if i.keyword == "HEALTHCHECK"]
+    checks = runtime.args("HEALTHCHECK")
     assert len(checks) == 1
     assert "NONE" not in checks[0].split()
     assert "/readyz" in checks[0]
     assert "urllib" in checks[0]
 
-    expose = [i.args for i in instructions if i.keyword == "EXPOSE"]
-    assert expose == [str(svc.port)]
-    cmd = [i.args for i in instructions if i.keyword == "CMD"]
-    assert cmd[-1] == f'["python", "-m", "{svc.module}"]'
+    # The command is SERVICE's own console script, linked under one name by the builder.
+    cmd = runtime.args("CMD")
+    assert cmd[-1] == '["whisp-service"]'
+    builder = next(stage for stage in stages if stage.name == "builder")
+    assert any('ln -s "$SERVICE" /app/.venv/bin/whisp-service' in r for r in builder.args("RUN"))
+    keywords = [i.keyword for i in runtime.instructions]
     assert keywords.index("USER") < keywords.index("CMD")
 
 
-def test_audio_image_has_the_sound_libraries() -> None:
-    text = (ROOT / "audio-service" / "Dockerfile").read_text()
-    runtime = text[text.rindex("FROM ") :]
-    assert "libportaudio2" in runtime
-    assert "libsndfile1" in runtime
+@pytest.mark.parametrize("name", APP_IDS)
+def test_dockerfile_builds_each_service_from_its_args(
+    services: dict[str, Any], dockerfile: list[Instruction], name: str
+) -> None:
+    """The runtime stage as compose's arguments resolve it: listening on all interfaces,
+    on the service's port, in production mode, the healthcheck reading that port."""
+    svc = BY_NAME[name]
+    declared = declared_args(dockerfile)
+    args = {k: v for k, v in declared.items() if v is not None}
+    args |= build_args(services[name]["build"])
+    runtime = dockerfile_stages(dockerfile)[-1]
+
+    env = env_of(runtime, args)
+    assert env[svc.host_var] == "0.0.0.0"
+    assert env[svc.port_var] == str(svc.port)
+    assert env["WHISP_MODE"] == "production"
+    check = runtime.args("HEALTHCHECK")[0]
+    assert "os.environ[os.environ['WHISP_PORT_ENV']]" in check
+    assert env["WHISP_PORT_ENV"] == svc.port_var
+    assert [resolve_args(e, args) for e in runtime.args("EXPOSE")] == [str(svc.port)]
+
+
+def test_audio_image_has_the_sound_libraries_and_group(
+    services: dict[str, Any], dockerfile: list[Instruction]
+) -> None:
+    args = build_args(services["audio"]["build"])
+    assert {"libportaudio2", "libsndfile1"} <= set(args["RUNTIME_APT"].split())
+    assert args["USER_GROUPS"] == "audio"
+    runtime = dockerfile_stages(dockerfile)[-1]
+    runs = runtime.args("RUN")
+    assert any("apt-get install" in r and "$RUNTIME_APT" in r for r in runs)
+    assert any("useradd" in r and "--groups" in r and "$USER_GROUPS" in r for r in runs)
+
+
+def test_local_llm_image_compiles_the_local_extra(services: dict[str, Any]) -> None:
+    args = build_args(services["local-llm"]["build"])
+    assert args["SERVICE"] == BY_NAME["agents"].package
+    assert "local" in args["EXTRAS"].split()
+    assert {"build-essential", "cmake"} <= set(args["BUILD_APT"].split())
 
 
 # --- Kubernetes ------------------------------------------------------------------------
@@ -484,8 +682,7 @@ def test_configmap_config_loads_in_every_service(
     from whisp_agent.settings import AgentSettings
     from whisp_audio.settings import AudioSettings
     from whisp_gateway.settings import GatewaySettings
-    from whisp_shared.config import BusSettings, LoggingSettings
-    from whisp_shared.service import ServiceSettings
+    from whisp_shared.config import BusSettings, LoggingSettings, ServiceSettings
     from whisp_transcription.settings import TranscriptionSettings
 
     configmap = k8s_object("ConfigMap", "whisp-config")
