@@ -4,9 +4,6 @@ fetches the audio by the event's `audio_uri` and publishes the transcript."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,52 +14,13 @@ from redis.asyncio import Redis
 
 from tests.integration.bus_helpers import stream_events, wait_for
 from tests.support.formats import encode
+from tests.support.processes import Services, service
 from tests.support.speech import word_error_rate
-from tests.transcription.workers import start_workers
-from whisp_cli.redis_server import RedisServer, free_port
+from whisp_cli.redis_server import RedisServer
 from whisp_shared.events import TranscriptReady
 from whisp_shared.streams import TRANSCRIPTS
 
 pytestmark = pytest.mark.e2e
-
-
-def start_audio_service(
-    redis_url: str, data_dir: Path, log: Path, **env: str
-) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "whisp_audio"],
-        env={
-            **os.environ,
-            "REDIS_URL": redis_url,
-            "WHISP_AUDIO__PORT": str(port),
-            "WHISP_AUDIO__DATA_DIR": str(data_dir),
-            **env,
-        },
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.1)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(params=["http", "file"])
@@ -72,19 +30,20 @@ def stack(
     """Audio service + one worker; `file` mode shares the data folder instead of HTTP."""
     data_dir = tmp_path / "audio-data"
     data_dir.mkdir()
-    audio, url = start_audio_service(
-        redis_server.url, data_dir, tmp_path / "audio.log", WHISP_AUDIO__AUDIO_URI=request.param
+    audio = service(
+        "audio",
+        env={"WHISP_AUDIO__DATA_DIR": str(data_dir), "WHISP_AUDIO__AUDIO_URI": request.param},
     )
-    workers = start_workers(1, redis_server.url, data_dir, tmp_path)
-    try:
-        yield url
-    finally:
-        for worker in workers:
-            worker.stop()
-        stop(audio)
+    worker = service(
+        "transcription", name="worker-0", env={"WHISP_TRANSCRIPTION__AUDIO_DIR": str(data_dir)}
+    )
+    with Services(
+        [audio, worker], log_dir=tmp_path, redis_url=redis_server.url, stop_timeout=30
+    ) as services:
+        yield services["audio"].url
     # uvicorn re-raises SIGTERM after a graceful shutdown: -15 with a clean log is clean.
-    log = (tmp_path / "audio.log").read_text()
-    assert audio.returncode in (0, -15) and "Application shutdown complete" in log, log
+    log = services["audio"].log_text()
+    assert services["audio"].returncode in (0, -15) and "Application shutdown complete" in log, log
 
 
 @pytest.mark.parametrize("fmt", ["webm_opus", "wav44k_stereo"])

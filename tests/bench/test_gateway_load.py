@@ -9,12 +9,13 @@ SPREAD_S seconds. The clips are real espeak-ng sentences (1-3 s), two different 
 user, so a transcript that reached the wrong user *or* carried another recording's audio
 shows.
 
-Checked: every upload is accepted; every user receives exactly one `recording.completed`
-and one `transcript.ready` for each of its own recordings and no event of anyone else;
+Checked: every upload is accepted; every user receives exactly one "stored" snapshot
+(status processing) and one "transcribed" snapshot (status done) for each of its own
+recordings and no snapshot of anyone else;
 no SSE id repeats on a stream; each transcript is the sentence its own clip spoke.
 
 Reported in tests/bench/results/gateway_load.json (+ gateway_load.png): upload request
-time, upload accepted -> transcript.ready on the SSE stream, upload start -> transcript,
+time, upload accepted -> the transcribed snapshot on the SSE stream, upload start -> transcript,
 the worker's own processing time, p50/p90/p99, and throughput.
 
 Bounded: loopback only, fixed numbers, hard timeouts, the stack stopped with SIGINT in
@@ -31,10 +32,6 @@ import os
 import random
 import re
 import resource
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -46,8 +43,8 @@ import httpx
 import pytest
 
 from tests.bench._procs import CpuWatch
+from tests.support.processes import WhispUp
 from tests.support.speech import SENTENCES, duration_s, synthesize, word_error_rate
-from whisp_cli.redis_server import free_port
 from whisp_gateway.repository import SqlRepository
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(420)]
@@ -104,52 +101,6 @@ async def make_users(db: Path, n: int) -> list[tuple[str, str, str]]:
     return users
 
 
-class WhispUp:
-    """`whisp up` as a subprocess; `stop()` is Ctrl+C and a wait."""
-
-    def __init__(self, root: Path, workers: int) -> None:
-        self.port = free_port()
-        env = {k: v for k, v in os.environ.items() if k not in INHERIT_NOT}
-        env["COLUMNS"] = "200"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "whisp_cli.main", "up", "--workers", str(workers),
-             "--port", str(self.port), "--data-dir", str(root / "data"),
-             "--log-dir", str(root / "logs")],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )  # fmt: skip
-        self.output: list[str] = []
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def wait_up(self, timeout: float = 180) -> str:
-        stdout = self.proc.stdout
-        assert stdout is not None
-        deadline = time.monotonic() + timeout
-        while not any("WhisPTT is up" in line for line in self.output):
-            line = stdout.readline()
-            if not line and self.proc.poll() is not None:
-                raise AssertionError(f"whisp up exited:\n{''.join(self.output)}")
-            self.output.append(line)
-            assert time.monotonic() < deadline, f"not up in {timeout}s:\n{''.join(self.output)}"
-        # Keep reading, so the supervisor never blocks on a full pipe.
-        threading.Thread(target=lambda: self.output.extend(stdout), daemon=True).start()
-        return "".join(self.output)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            return self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
-
-
 # --- one simulated user --------------------------------------------------------------------
 
 
@@ -189,6 +140,19 @@ class User:
         return {"Authorization": f"Bearer {self.token}"}
 
 
+KIND_OF_STATUS = {"processing": "stored", "done": "transcribed", "failed": "failed"}
+
+
+def received(sse_id: str | None, event: str, payload: dict[str, Any]) -> Received:
+    """One snapshot as the stage it reports: stored (processing), transcribed, failed. The
+    data is the transcript plus the snapshot's owner and the source event's time."""
+    assert event == "transcript.updated", event
+    transcript = payload["transcript"]
+    data = {**transcript, "user_id": payload["user_id"], "created_at": payload["created_at"]}
+    kind = KIND_OF_STATUS[transcript["status"]]
+    return Received(time.monotonic(), time.time(), sse_id, kind, data)
+
+
 async def listen(client: httpx.AsyncClient, user: User, changed: asyncio.Event) -> None:
     """Hold the user's SSE stream and record every event with its arrival time."""
     async with client.stream("GET", "/api/events", headers=user.headers) as response:
@@ -202,9 +166,8 @@ async def listen(client: httpx.AsyncClient, user: User, changed: asyncio.Event) 
             if line == "":
                 if data:
                     user.events.append(
-                        Received(time.monotonic(), time.time(), sse_id, event or "message",
-                                 json.loads("\n".join(data)))
-                    )  # fmt: skip
+                        received(sse_id, event or "message", json.loads("\n".join(data)))
+                    )
                     changed.set()
                 sse_id = event = None
                 data = []
@@ -267,7 +230,8 @@ async def test_100_users_upload_and_stream(tmp_path: Path) -> None:
             user.uploads.append(Upload(user.id, clip, rng.uniform(0, SPREAD_S)))
     all_uploads = [u for user in users.values() for u in user.uploads]
 
-    stack = WhispUp(tmp_path, WORKERS)
+    stack = WhispUp(tmp_path / "data", tmp_path / "logs", workers=WORKERS, unset=INHERIT_NOT)
+    stack.start()
     changed = asyncio.Event()
     listeners: list[asyncio.Task[None]] = []
     try:
@@ -279,9 +243,9 @@ async def test_100_users_upload_and_stream(tmp_path: Path) -> None:
 
         limits = httpx.Limits(max_connections=USERS + 20, max_keepalive_connections=0)
         async with (
-            httpx.AsyncClient(base_url=stack.base_url, timeout=None, limits=limits) as sse,
+            httpx.AsyncClient(base_url=stack.url, timeout=None, limits=limits) as sse,
             httpx.AsyncClient(
-                base_url=stack.base_url, timeout=httpx.Timeout(30.0), limits=limits
+                base_url=stack.url, timeout=httpx.Timeout(30.0), limits=limits
             ) as api,
         ):
             listeners = [asyncio.create_task(listen(sse, u, changed)) for u in users.values()]
@@ -292,7 +256,7 @@ async def test_100_users_upload_and_stream(tmp_path: Path) -> None:
             await asyncio.sleep(1.0)  # every subscription registered before the first upload
 
             pids = [int(p) for p in re.findall(r"^\W*\S+\s+\W*(\d+)\s", banner, re.M)]
-            cpu = CpuWatch([stack.proc.pid, *pids])  # ours: this process and the stack
+            cpu = CpuWatch([stack.pid, *pids])  # ours: this process and the stack
             cpu_before = cpu.snapshot()
 
             t0 = time.monotonic()
@@ -313,7 +277,7 @@ async def test_100_users_upload_and_stream(tmp_path: Path) -> None:
                     e.data.get("recording_id")
                     for u in users.values()
                     for e in u.events
-                    if e.type in ("transcript.ready", "transcription.failed")
+                    if e.type in ("transcribed", "failed")
                 }
                 return sum(1 for u in all_uploads if u.recording_id and u.recording_id not in got)
 
@@ -333,7 +297,7 @@ async def test_100_users_upload_and_stream(tmp_path: Path) -> None:
             stored_but_not_streamed = []
             for item in all_uploads:
                 if item.recording_id and not any(
-                    e.data.get("recording_id") == item.recording_id and e.type == "transcript.ready"
+                    e.data.get("recording_id") == item.recording_id and e.type == "transcribed"
                     for e in users[item.user_id].events
                 ):
                     response = await api.get(
@@ -347,7 +311,7 @@ async def test_100_users_upload_and_stream(tmp_path: Path) -> None:
             task.cancel()
         await asyncio.gather(*listeners, return_exceptions=True)
         code = await asyncio.to_thread(stack.stop)
-    assert code == 0, "".join(stack.output)[-3000:]
+    assert code == 0, stack.output[-3000:]
 
     # --- what arrived -----------------------------------------------------------------------
     owner = {u.recording_id: u for u in all_uploads if u.recording_id}
@@ -374,10 +338,10 @@ async def test_100_users_upload_and_stream(tmp_path: Path) -> None:
                 continue
             per_type[e.type][rid] += 1
             item = owner[rid]
-            if e.type == "transcript.ready":
+            if e.type == "transcribed":
                 accepted_to_ready_ms.append((e.at - item.accepted) * 1000)
                 start_to_ready_ms.append((e.at - item.started) * 1000)
-                processing_ms.append(float(e.data["processing_s"]) * 1000)
+                processing_ms.append(float(e.data["processing_s"] or 0) * 1000)
                 created = datetime.fromisoformat(e.data["created_at"]).timestamp()
                 forwarded = int((e.sse_id or "0-0").split("-")[0]) / 1000  # Redis id: ms
                 persist_hop_ms.append((forwarded - created) * 1000)
@@ -388,14 +352,14 @@ async def test_100_users_upload_and_stream(tmp_path: Path) -> None:
                 wers.append(wer)
                 if wer >= word_error_rate(texts[other], e.data.get("text", "")):
                     wrong_text.append((user.name, item.clip, e.data.get("text", "")))
-            elif e.type == "recording.completed":
+            elif e.type == "stored":
                 accepted_to_completed_ms.append((e.at - item.accepted) * 1000)
-            elif e.type == "transcription.failed":
+            elif e.type == "failed":
                 failures.append(e.data)
         for rid in own:
             for kind, lost in (
-                ("transcript.ready", lost_transcripts),
-                ("recording.completed", lost_completed),
+                ("transcribed", lost_transcripts),
+                ("stored", lost_completed),
             ):
                 if per_type[kind][rid] == 0:
                     lost.append(rid)
@@ -473,7 +437,7 @@ async def test_100_users_upload_and_stream(tmp_path: Path) -> None:
     assert misdelivered == [], misdelivered[:10]
     assert duplicates == [], duplicates[:10]
     assert lost_transcripts == [], f"{len(lost_transcripts)} transcripts never arrived"
-    assert lost_completed == [], f"{len(lost_completed)} recording.completed lost"
+    assert lost_completed == [], f"{len(lost_completed)} stored snapshots lost"
     assert failures == [], failures[:3]
     assert wrong_text == [], wrong_text[:5]
 
@@ -496,7 +460,7 @@ def plot(
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
     for values, label in (
         (upload_ms, "upload request (POST /api/recordings)"),
-        (ready_ms, "upload accepted → transcript.ready on SSE"),
+        (ready_ms, "upload accepted → transcribed snapshot on SSE"),
         (processing_ms, "worker processing (tiny.en)"),
         (gateway_ms, "worker's event → SSE client (store, forward, fan out)"),
     ):
@@ -515,12 +479,12 @@ def plot(
     for user in users.values():
         for e in user.events:
             rid = e.data.get("recording_id", "")
-            if e.type == "transcript.ready" and rid in owner:
+            if e.type == "transcribed" and rid in owner:
                 xs.append(owner[rid].started - first_start)
                 ys.append((e.at - owner[rid].accepted) * 1000)
     right.scatter(xs, ys, s=10, alpha=0.7)
     right.set_xlabel("upload started (s since the first upload)")
-    right.set_ylabel("accepted → transcript.ready (ms)")
+    right.set_ylabel("accepted → transcribed snapshot (ms)")
     right.set_title("queueing over the run")
     right.grid(True, alpha=0.3)
     fig.tight_layout()

@@ -16,8 +16,6 @@ import os
 import random
 import resource
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,7 +24,8 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.integration.bus_helpers import recording, transcript_for
-from whisp_cli.redis_server import RedisServer, free_port
+from tests.support.processes import Services, service
+from whisp_cli.redis_server import RedisServer
 from whisp_gateway.repository import SqlRepository
 from whisp_shared.codec import encode_entry
 from whisp_shared.streams import TRANSCRIPTS
@@ -82,34 +81,24 @@ async def test_sse_fan_out_to_1000_clients(redis_server: RedisServer, redis: Red
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     db = tmp_path / "gateway.db"
     users = await make_users(db, CLIENTS)
-    port = free_port()
-    gateway = subprocess.Popen(
-        [sys.executable, "-m", "whisp_gateway"],
+    gateway_spec = service(
+        "gateway",
         env={
-            **os.environ,
-            "REDIS_URL": redis_server.url,
-            "WHISP_WEB__PORT": str(port),
             "WHISP_WEB__DATABASE_URL": f"sqlite+aiosqlite:///{db}",
             "WHISP_LOGGING__LEVEL": "WARNING",
             "WHISP_BUS__READ_BLOCK_MS": "1000",
         },
-        stdout=(tmp_path / "gateway.log").open("wb"),
-        stderr=subprocess.STDOUT,
     )
-    base = f"http://127.0.0.1:{port}"
+    base = gateway_spec.url
     received: dict[str, float] = {}
     wrong_user: list[str] = []
     connected = asyncio.Event()
     open_count = 0
+    services = Services(
+        [gateway_spec], log_dir=tmp_path, redis_url=redis_server.url, stop_timeout=30
+    )
     try:
-        async with httpx.AsyncClient(timeout=5) as probe:
-            for _ in range(200):
-                try:
-                    if (await probe.get(f"{base}/readyz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
+        gateway = (await asyncio.to_thread(services.start))["gateway"]
         rss_idle = rss_mb(gateway.pid)
 
         limits = httpx.Limits(max_connections=CLIENTS + 10, max_keepalive_connections=0)
@@ -140,7 +129,7 @@ async def test_sse_fan_out_to_1000_clients(redis_server: RedisServer, redis: Red
             for i in range(EVENTS):
                 user_id, _ = rng.choice(users)
                 event = transcript_for(recording(f"bench-{i}", user_id=user_id), "bench text")
-                fields = await encode_entry(event)
+                fields = encode_entry(event)
                 sent[event.recording_id] = time.perf_counter()
                 await redis.xadd(TRANSCRIPTS, fields)  # type: ignore[arg-type]
                 await asyncio.sleep(0.01)
@@ -151,8 +140,7 @@ async def test_sse_fan_out_to_1000_clients(redis_server: RedisServer, redis: Red
                 task.cancel()
             await asyncio.gather(*listeners, return_exceptions=True)
     finally:
-        gateway.terminate()
-        gateway.wait(timeout=30)
+        services.stop()
 
     latencies = [(received[r] - sent[r]) * 1000 for r in sent if r in received]
     raw = await raw_hop_latencies(redis, 200)

@@ -15,10 +15,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
 import wave
 from collections.abc import Iterator
@@ -28,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.processes import WhispUp
 from tests.support.speech import (
     SENTENCES,
     Utterance,
@@ -37,7 +36,6 @@ from tests.support.speech import (
     word_error_rate,
     write_wav,
 )
-from whisp_cli.redis_server import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -94,19 +92,6 @@ def _add_user(name: str, database_url: str) -> str:
     return token
 
 
-def _read_until_up(proc: subprocess.Popen[str], timeout: float = 180) -> str:
-    assert proc.stdout is not None
-    seen = ""
-    deadline = time.monotonic() + timeout
-    while "WhisPTT is up" not in seen:
-        line = proc.stdout.readline()
-        if not line and proc.poll() is not None:
-            raise AssertionError(f"whisp up exited ({proc.returncode}):\n{seen}")
-        seen += line
-        assert time.monotonic() < deadline, f"not up in {timeout}s:\n{seen}"
-    return seen
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("browser-stack")
@@ -116,38 +101,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     token = _add_user("browser-tester", database_url)
 
     # The stack's own Redis and database: nothing inherited from the caller's shell.
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-    env["COLUMNS"] = "200"
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "whisp_cli.main", "up", "--workers", "1", "--port", str(port),
-         "--data-dir", str(data_dir), "--log-dir", str(log_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )  # fmt: skip
-    tail: list[str] = []
-    try:
-        banner = _read_until_up(proc)
-        assert f"http://127.0.0.1:{port}/readyz" in banner, banner
+    up = WhispUp(data_dir, log_dir, workers=1, unset=("REDIS_URL", "DATABASE_URL"))
+    with up:  # the supervisor's output is read all along: it never blocks on a full pipe
+        banner = up.banner
+        assert f"http://127.0.0.1:{up.port}/readyz" in banner, banner
         names = re.findall(
             r"^\W*(audio|transcription-\d+|local-llm|agents|gateway)\b", banner, re.M
         )
         assert sorted(names) == ["agents", "audio", "gateway", "local-llm", "transcription-1"]
-        # Keep draining the supervisor's output so it can never block on a full pipe.
-        assert proc.stdout is not None
-        drain = threading.Thread(target=lambda: tail.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
-        drain.start()
-        yield Stack(f"http://127.0.0.1:{port}/", token, data_dir, banner)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, "".join(tail)[-3000:]
+        yield Stack(f"{up.url}/", token, data_dir, banner)
+    assert up.returncode == 0, up.output[-3000:]
 
 
 # --- the microphone's input ------------------------------------------------------------
@@ -289,6 +252,10 @@ def test_sign_in_hold_to_talk_see_transcript_and_answer(
             timeout=TRANSCRIPT_TIMEOUT_MS
         )
         transcript_s = time.monotonic() - released
+        # The recording's first snapshot can overtake the upload's answer: it must land on
+        # this clip's card, not make a second "from another device" one.
+        assert page.locator("#results .result").count() == 1
+        assert card.locator(".origin").count() == 0
         transcript = card.locator(".transcript").text_content() or ""
         wer = word_error_rate(utterance.text, transcript)
         page.screenshot(path=shots / "4-transcript.png")

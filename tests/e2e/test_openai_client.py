@@ -5,12 +5,7 @@ It goes through the whole stack: gateway -> audio service -> bus -> a worker -> 
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +13,8 @@ import openai
 import pytest
 from openai import OpenAI
 
+from tests.support.processes import WhispUp
 from tests.support.speech import SENTENCES, synthesize, word_error_rate
-from whisp_cli.redis_server import free_port
 
 pytestmark = pytest.mark.e2e
 TIMESTAMP = r"\d\d:\d\d:\d\d[.,]\d{3} --> \d\d:\d\d:\d\d[.,]\d{3}"
@@ -28,26 +23,17 @@ TIMESTAMP = r"\d\d:\d\d:\d\d[.,]\d{3} --> \d\d:\d\d:\d\d[.,]\d{3}"
 @pytest.fixture(scope="module")
 def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("stack")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "whisp_cli.main", "up", "--workers", "1", "--port", str(port),
-         "--data-dir", str(tmp / "data"), "--log-dir", str(tmp / "logs")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**env, "COLUMNS": "200", "WHISP_WEB__RATE_LIMIT": "1000/minute"},
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        seen, deadline = "", time.monotonic() + 180
-        while "WhisPTT is up" not in seen:
-            line = proc.stdout.readline()
-            assert line or proc.poll() is None, seen
-            seen += line
-            assert time.monotonic() < deadline, seen
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=90)
+    up = WhispUp(
+        tmp / "data",
+        tmp / "logs",
+        workers=1,
+        env={"WHISP_WEB__RATE_LIMIT": "1000/minute"},
+        unset=("REDIS_URL", "DATABASE_URL"),
+        stop_timeout=90,
+    )
+    with up:
+        yield f"{up.url}/v1"
+    assert not up.killed, f"whisp up did not stop in 90 s:\n{up.output[-3000:]}"
 
 
 @pytest.fixture(scope="module")

@@ -5,15 +5,15 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from whisp_cli.redis_server import RedisServer, free_port
+from tests.support.processes import WhispUp
+from whisp_cli.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
 
@@ -26,49 +26,18 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _read_until_up(proc: subprocess.Popen[str], timeout: float = 120) -> str:
-    assert proc.stdout is not None
-    seen = ""
-    deadline = time.monotonic() + timeout
-    while "WhisPTT is up" not in seen:
-        line = proc.stdout.readline()
-        if not line and proc.poll() is not None:
-            raise AssertionError(f"whisp up exited ({proc.returncode}):\n{seen}")
-        seen += line
-        assert time.monotonic() < deadline, f"not up in {timeout}s:\n{seen}"
-    return seen
-
-
-def _start(tmp_path: Path, *args: str, env: dict[str, str] | None = None):
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "whisp_cli.main",
-            "up",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--log-dir",
-            str(tmp_path / "logs"),
-            *args,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-    )
-    return proc, port
+def _start(tmp_path: Path, workers: int, **kwargs: Any) -> WhispUp:
+    return WhispUp(
+        tmp_path / "data", tmp_path / "logs", workers=workers, up_timeout=120, **kwargs
+    ).start()
 
 
 @pytest.mark.parametrize("workers", [2, 3])
 def test_up_brings_every_service_ready_and_ctrl_c_stops_all(tmp_path: Path, workers: int) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    proc, port = _start(tmp_path, "--workers", str(workers), env=env)
+    up = _start(tmp_path, workers, unset=("REDIS_URL",))
+    port = up.port
     try:
-        banner = _read_until_up(proc)
+        banner = up.wait_up()
         urls = re.findall(r"(http://127\.0\.0\.1:\d+/readyz)", banner)
         names = re.findall(
             r"^\W*(audio|transcription-\d+|local-llm|agents|gateway)\b", banner, re.M
@@ -90,9 +59,9 @@ def test_up_brings_every_service_ready_and_ctrl_c_stops_all(tmp_path: Path, work
             assert checks.get("redis", checks.get("model")) is True, (url, checks)
         assert all(_alive(pid) for pid in pids)
     finally:
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0, out
+        up.stop(timeout=60)  # Ctrl+C
+    out = up.output
+    assert up.returncode == 0, out
     assert "Stopped." in out
     time.sleep(0.2)
     assert [pid for pid in pids if _alive(pid)] == []
@@ -101,16 +70,17 @@ def test_up_brings_every_service_ready_and_ctrl_c_stops_all(tmp_path: Path, work
 def test_up_uses_redis_url_when_given_and_reports_a_dead_service(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
-    proc, _port = _start(tmp_path, "--workers", "1", env={"REDIS_URL": redis_server.url})
+    up = _start(tmp_path, 1, env={"REDIS_URL": redis_server.url})
     try:
-        banner = _read_until_up(proc)
+        banner = up.wait_up()
         assert "external" in banner and redis_server.url in banner
         worker_pid = int(re.search(r"transcription-1\W+(\d+)", banner).group(1))  # type: ignore[union-attr]
         os.kill(worker_pid, signal.SIGKILL)
-        out, _ = proc.communicate(timeout=60)
+        up.wait(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 1
+        if up.returncode is None:
+            up.stop()
+    out = up.output
+    assert up.returncode == 1
     assert "transcription-1 exited" in out
     assert "Stopped." in out

@@ -7,11 +7,13 @@ finishes or stays pending) and Redis last, and leaves no process behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,21 +81,32 @@ class Stack:
     log_dir: Path | None = None
     redis: RedisServer | None = None
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    environ: Mapping[str, str] | None = None
+    """The environment every child starts from (`os.environ` when None)."""
+    cwd: Path | None = None
+    """The children's working directory (this process's when None)."""
 
     def start(self, timeout: float = 120.0) -> None:
         if self.redis_url is None:
             self.redis = RedisServer(data_dir=self.data_dir / "redis", persist=True).start()
             self.redis_url = self.redis.url
         for spec in self.specs:
-            self.processes[spec.name] = self._spawn(spec)
+            self.spawn(spec)
         self.wait_ready(timeout)
 
-    def _spawn(self, spec: ServiceSpec) -> subprocess.Popen[bytes]:
-        env = dict(os.environ)
+    def log_path(self, name: str) -> Path | None:
+        """Where the service `name` logs (None: it shares this process's output)."""
+        return None if self.log_dir is None else self.log_dir / f"{name}.log"
+
+    def spawn(self, spec: ServiceSpec) -> subprocess.Popen[bytes]:
+        """Start one service in its own session (a `spec` not yet planned joins `specs`);
+        `stop()` stops it with the others."""
+        env = dict(os.environ if self.environ is None else self.environ)
         prefix = f"WHISP_{spec.section.upper()}__"
+        if self.redis_url is not None:
+            env["REDIS_URL"] = self.redis_url
         env.update(
             {
-                "REDIS_URL": str(self.redis_url),
                 f"{prefix}HOST": "127.0.0.1",
                 f"{prefix}PORT": str(spec.port),
                 "WHISP_AUDIO__DATA_DIR": str(self.data_dir / "audio"),
@@ -104,17 +117,27 @@ class Stack:
                 **dict(spec.env),
             }
         )
+        log = self.log_path(spec.name)
         out = None
-        if self.log_dir is not None:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            out = (self.log_dir / f"{spec.name}.log").open("ab")
-        return subprocess.Popen(
-            [sys.executable, "-m", spec.module],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT if out else None,
-            start_new_session=True,
-        )
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            out = log.open("ab")
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", spec.module],
+                env=env,
+                cwd=self.cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT if out else None,
+                start_new_session=True,
+            )
+        finally:
+            if out is not None:
+                out.close()  # the child holds its own copy
+        if spec not in self.specs:
+            self.specs.append(spec)
+        self.processes[spec.name] = proc
+        return proc
 
     def wait_ready(self, timeout: float) -> None:
         pending = {spec.name: spec for spec in self.specs}
@@ -138,21 +161,38 @@ class Stack:
             if code is not None:
                 raise StackError(f"{name} exited with code {code}")
 
-    def stop(self) -> None:
-        for proc in self.processes.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        for proc in self.processes.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        stop_processes(self.processes.values(), timeout)
         self.processes.clear()
         if self.redis is not None:
             self.redis.close()
             self.redis = None
+
+
+def signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """`sig` to the whole process group a child leads (it runs in its own session); nothing
+    when the group is gone."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def stop_processes(
+    procs: Iterable[subprocess.Popen[bytes]], timeout: float = STOP_TIMEOUT_S
+) -> None:
+    """SIGTERM each child's process group at once, wait up to `timeout` in all, SIGKILL the
+    groups still there; whatever is left in a group once its leader is gone goes too."""
+    procs = list(procs)
+    for proc in procs:
+        if proc.poll() is None:
+            signal_group(proc, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            signal_group(proc, signal.SIGKILL)
+            proc.wait()
+        signal_group(proc, signal.SIGKILL)
 
 
 class StackError(RuntimeError):
