@@ -1,5 +1,5 @@
 # The single entry point: CI, people and docs all call these targets.
-UV := python3 -m uv
+UV := .tools/bin/uv
 PYTEST := $(UV) run --frozen pytest
 
 .PHONY: setup run test lint format typecheck test-quick bench clean
@@ -28,7 +28,7 @@ format: setup
 	$(UV) run --frozen ruff format .
 
 typecheck: setup
-	$(UV) run --frozen mypy shared/src audio-service/src transcription-service/src agent-service/src gateway/src cli/src
+	$(UV) run --frozen mypy shared/src recorder/src audio-service/src transcription-service/src agent-service/src gateway/src cli/src
 
 clean:
-	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache tests/bench/results
+	rm -rf .venv .tools .mypy_cache .ruff_cache .pytest_cache tests/bench/results

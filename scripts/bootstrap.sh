@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Install what `make run` / `make test` need on a fresh machine, and nothing twice:
-# uv (from PyPI), the Debian packages in scripts/system-packages.txt, then the locked
-# Python environment (.venv) for the whole workspace.
+#   1. the Debian packages in scripts/system-packages.txt (stock Debian 12 included),
+#   2. uv, pinned, in its own venv under .tools/ (Debian's python3 is externally managed,
+#      PEP 668, so pip may not install into it),
+#   3. the locked Python environment (.venv) for the whole workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! python3 -m uv --version >/dev/null 2>&1; then
-  echo "bootstrap: installing uv" >&2
-  python3 -m pip install --quiet "uv>=0.5"
-fi
+UV_VERSION="0.13.9"
+TOOLS=.tools
 
 mapfile -t wanted < <(grep -v '^\s*#' scripts/system-packages.txt | tr -s ' \t' '\n' | sed '/^$/d')
 missing=()
@@ -26,4 +26,10 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-python3 -m uv sync --all-packages --all-extras --frozen --quiet
+if [ "$("$TOOLS/bin/uv" --version 2>/dev/null | cut -d' ' -f2)" != "$UV_VERSION" ]; then
+  echo "bootstrap: installing uv $UV_VERSION into $TOOLS/" >&2
+  python3 -m venv --clear "$TOOLS"
+  "$TOOLS/bin/pip" install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+fi
+
+"$TOOLS/bin/uv" sync --all-packages --all-extras --frozen --quiet
