@@ -15,12 +15,12 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from whisp_gateway import metrics
 from whisp_gateway.api.deps import HubDep
+from whisp_gateway.api.responses import SIGNED_IN, errors
 from whisp_gateway.auth import CurrentUser
 from whisp_gateway.errors import BadLastEventId
 from whisp_gateway.hub import EventHub, UserItem, stream_id_key, valid_stream_id
-from whisp_shared.http_errors import ERROR_RESPONSES
 
-router = APIRouter(prefix="/api", tags=["events"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/api", tags=["events"])
 
 
 def to_sse(item: UserItem) -> ServerSentEvent:
@@ -37,7 +37,20 @@ def resume_from(
     return last_event_id
 
 
-@router.get("/events", response_class=EventSourceResponse)
+@router.get(
+    "/events",
+    response_class=EventSourceResponse,
+    responses=errors(
+        *SIGNED_IN,
+        400,
+        422,
+        streaming=True,
+        notes={
+            400: "`bad_last_event_id`: Last-Event-ID is not a stream id like 1-0",
+            422: "`invalid_request`: Last-Event-ID is longer than 64 characters",
+        },
+    ),
+)
 async def events(
     user: CurrentUser,
     hub: HubDep,

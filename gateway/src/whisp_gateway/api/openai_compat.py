@@ -16,10 +16,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 
 from whisp_gateway.api.deps import AudioDep, HubDep, LimitedUser, SettingsDep
-from whisp_gateway.api.recordings import submit_audio
+from whisp_gateway.api.recordings import UPLOAD_NOTES, submit_audio
+from whisp_gateway.api.responses import UPLOAD, errors
 from whisp_gateway.export import subtitles
 from whisp_shared.codes import ErrorCode
-from whisp_shared.http_errors import STATUS_CODES, OpenAIErrorBody, error_response
+from whisp_shared.http_errors import STATUS_CODES, error_response
 from whisp_shared.options import RecordingOptions
 from whisp_shared.views import Transcript
 
@@ -60,13 +61,28 @@ def failure_status(code: ErrorCode) -> int:
 
 OPENAI_PREFIX = "/v1"
 router = APIRouter(
-    prefix=OPENAI_PREFIX,
-    tags=["openai-compatible"],
-    responses={
-        "4XX": {"model": OpenAIErrorBody, "description": "A refusal, in OpenAI's error shape"},
-        "5XX": {"model": OpenAIErrorBody, "description": "A failure, in OpenAI's error shape"},
+    prefix=OPENAI_PREFIX, tags=["openai-compatible"], responses=errors(500, openai=True)
+)
+TRANSCRIPTION_REFUSALS = errors(
+    *UPLOAD,
+    504,
+    openai=True,
+    notes={
+        **UPLOAD_NOTES,
+        400: "`bad_request` (an unparsable form), or a transcript that failed through the "
+        "caller's fault (`undecodable_audio`, `audio_too_long`, …)",
+        502: "the transcription failed on our side (`permanent_error`, `gave_up`, …)",
     },
 )
+"""The upload's refusals in OpenAI's `{"error": {...}}` shape, plus failed transcripts."""
+TRANSCRIPTION = {
+    "description": "The transcript in the `response_format` asked for",
+    "content": {
+        "application/json": {"schema": {"type": "object"}},
+        "text/plain": {"schema": {"type": "string"}},
+        "text/vtt": {"schema": {"type": "string"}},
+    },
+}
 
 
 @router.get("/models")
@@ -77,14 +93,18 @@ async def list_models() -> dict[str, Any]:
     }
 
 
-@router.post("/audio/transcriptions", response_model=None)
+@router.post(
+    "/audio/transcriptions",
+    response_model=None,
+    responses={200: TRANSCRIPTION, **TRANSCRIPTION_REFUSALS},
+)
 async def create_transcription(
     user: LimitedUser,
     settings: SettingsDep,
     audio: AudioDep,
     hub: HubDep,
     file: Annotated[UploadFile, File()],
-    model: Annotated[str, Form()] = "whisper-1",
+    model: Annotated[str, Form(max_length=128)] = "whisper-1",
     language: Annotated[str | None, Form(max_length=16)] = None,
     prompt: Annotated[str | None, Form(max_length=2000)] = None,
     response_format: Annotated[ResponseFormat, Form()] = "json",

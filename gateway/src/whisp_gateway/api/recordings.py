@@ -10,17 +10,37 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from whisp_gateway.api.deps import AudioDep, HubDep, LimitedUser, RepoDep, SettingsDep
+from whisp_gateway.api.responses import SIGNED_IN, UPLOAD, errors
 from whisp_gateway.auth import CurrentUser
 from whisp_gateway.clients import Submitted
 from whisp_gateway.errors import BadCursor, EmptyUpload, UploadTooLarge, not_in_history
 from whisp_gateway.export import MEDIA_TYPES, Format, render
 from whisp_gateway.repository.models import TranscriptPage, TranscriptQuery
 from whisp_gateway.waiter import wait_for_transcript
-from whisp_shared.http_errors import ERROR_RESPONSES
 from whisp_shared.options import RecordingOptions
 from whisp_shared.views import Status, Transcript
 
-router = APIRouter(prefix="/api", tags=["transcripts"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/api", tags=["transcripts"], responses=errors(*SIGNED_IN))
+
+UPLOAD_NOTES = {
+    400: "`bad_request`: the multipart form could not be parsed",
+    413: "`upload_too_large` (this gateway's limit), `file_too_large` or `audio_too_long` "
+    "(the audio service's)",
+    422: "`empty_upload` (a zero-length file), `undecodable_audio` (not audio, or cut "
+    "short) or `invalid_request` (a bad form field)",
+    503: "`audio_unavailable` (the audio service), `unavailable` (its bus) or "
+    "`gateway_stopping` (while waiting); retry",
+    504: "`transcription_timeout` (`?wait=true`): not transcribed in time; it will still "
+    "reach the history",
+}
+"""What an upload can be refused with (also under `/v1`, in OpenAI's shape there)."""
+UPLOAD_REFUSALS = errors(*UPLOAD, 504, notes=UPLOAD_NOTES)
+EXPORT_TYPES = {
+    "content": {
+        media.split(";")[0]: {"schema": {"type": "string"}} for media in MEDIA_TYPES.values()
+    },
+    "description": "The caller's transcripts in the format asked for (as a download)",
+}
 
 
 class SubmitResult(Submitted):
@@ -62,7 +82,7 @@ async def submit_audio(
     return SubmitResult(**submitted.model_dump(), transcript=transcript)
 
 
-@router.post("/recordings", status_code=201)
+@router.post("/recordings", status_code=201, responses=UPLOAD_REFUSALS)
 async def create_recording(
     user: LimitedUser,
     settings: SettingsDep,
@@ -75,7 +95,10 @@ async def create_recording(
     return await submit_audio(user.id, file, options, wait, settings, audio, hub)
 
 
-@router.get("/transcripts")
+@router.get(
+    "/transcripts",
+    responses=errors(400, 422, notes={400: "`bad_cursor`: a cursor this listing did not hand out"}),
+)
 async def list_transcripts(
     user: CurrentUser, repo: RepoDep, query: Annotated[TranscriptQuery, Query()]
 ) -> TranscriptPage:
@@ -88,13 +111,17 @@ async def list_transcripts(
 class ExportQuery(BaseModel):
     format: Format = "jsonl"
     q: str | None = Field(default=None, max_length=200)  # as TranscriptQuery: 422, not 500
-    agent_id: str | None = None
+    agent_id: str | None = Field(default=None, max_length=64)  # as RecordingOptions
     status: Status | None = None
     since: datetime | None = None
     until: datetime | None = None
 
 
-@router.get("/transcripts/export", response_class=StreamingResponse)
+@router.get(
+    "/transcripts/export",
+    response_class=StreamingResponse,
+    responses={200: EXPORT_TYPES, **errors(422)},
+)
 async def export_transcripts(
     user: CurrentUser, repo: RepoDep, params: Annotated[ExportQuery, Depends()]
 ) -> StreamingResponse:
@@ -113,7 +140,7 @@ async def export_transcripts(
     )
 
 
-@router.get("/transcripts/{recording_id}")
+@router.get("/transcripts/{recording_id}", responses=errors(404, 422))
 async def get_transcript(user: CurrentUser, repo: RepoDep, recording_id: str) -> Transcript:
     found = await repo.get(user.id, recording_id)
     if found is None:
@@ -121,7 +148,17 @@ async def get_transcript(user: CurrentUser, repo: RepoDep, recording_id: str) ->
     return found
 
 
-@router.delete("/transcripts/{recording_id}", status_code=204)
+@router.delete(
+    "/transcripts/{recording_id}",
+    status_code=204,
+    responses=errors(
+        404,
+        422,
+        502,
+        503,
+        notes={503: "`audio_unavailable`: the audio could not be deleted yet; nothing is gone"},
+    ),
+)
 async def delete_transcript(
     user: CurrentUser, repo: RepoDep, audio: AudioDep, recording_id: str
 ) -> None:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from whisp_gateway.api.deps import RepoDep, SettingsDep
+from whisp_gateway.api.responses import JSON_BODY, SIGNED_IN, errors
 from whisp_gateway.auth import (
     CurrentUser,
     clear_session_cookie,
@@ -27,7 +28,12 @@ class Me(BaseModel):
     single_user: bool
 
 
-@router.post("/login")
+@router.post(
+    "/login",
+    responses=errors(
+        *JSON_BODY, 401, 500, notes={401: "`unauthorized`: this API token is not valid"}
+    ),
+)
 async def login(body: Login, response: Response, repo: RepoDep, settings: SettingsDep) -> Me:
     user = await repo.user_for_token(body.token)
     if user is None:
@@ -36,11 +42,11 @@ async def login(body: Login, response: Response, repo: RepoDep, settings: Settin
     return Me(user=user, single_user=False)
 
 
-@router.post("/logout", status_code=204)
+@router.post("/logout", status_code=204, responses=errors(500))
 async def logout(response: Response) -> None:
     clear_session_cookie(response)
 
 
-@router.get("/me")
+@router.get("/me", responses=errors(*SIGNED_IN))
 async def me(user: CurrentUser, repo: RepoDep, settings: SettingsDep) -> Me:
     return Me(user=user, single_user=await single_user_mode(settings, repo))
