@@ -1,22 +1,22 @@
 """`whisp agent …` / `whisp agents …` as a person runs them: the real CLI process against the
-real agent service process (its model a local chat-completions stand-in)."""
+real gateway in front of the real agent service (its model a local chat-completions
+stand-in), so the commands go through the one door, as after `make run`."""
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
 from tests.agents.chat_stub import ChatStub, Reply
 from tests.agents.conftest import REGISTRY, write_registry
+from tests.support.processes import Services
+from tests.support.processes import service as service_spec
 from whisp_cli.redis_server import RedisServer, free_port
 
 WHISP = [sys.executable, "-m", "whisp_cli.main"]
@@ -25,34 +25,29 @@ ROOT = Path(__file__).parents[2]
 
 @pytest.fixture
 def service(tmp_path: Path, redis_server: RedisServer, chat_stub: ChatStub) -> Iterator[str]:
-    port = free_port()
+    """The gateway (what the CLI talks to) in front of the agent service (its model the
+    local chat-completions stand-in), both real processes."""
+    agents_port = free_port()
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({
         "logging": {"level": "WARNING"},
         "agents": {
-            "port": port,
             "registry": [str(write_registry(tmp_path / "agents", REGISTRY))],
             "default_provider": "stub",
             "providers": {"stub": {"base_url": chat_stub.base_url, "model": "stub-model"}},
             "data_dir": str(tmp_path / "data"),
         },
+        "web": {"database_url": f"sqlite:///{tmp_path}/gateway.db"},
     }))  # fmt: skip
-    env = {**os.environ, "WHISP_CONFIG": str(config), "REDIS_URL": redis_server.url}
-    proc = subprocess.Popen([sys.executable, "-m", "whisp_agent"], env=env,
-                            start_new_session=True, stdout=subprocess.DEVNULL)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "agent service not ready"
-        time.sleep(0.1)
-    yield url
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=20)
+    env = {"WHISP_CONFIG": str(config)}
+    agents = service_spec("agents", port=agents_port, env=env)
+    gateway = service_spec(
+        "gateway", env={**env, "WHISP_WEB__AGENT_SERVICE_URL": f"http://127.0.0.1:{agents_port}"}
+    )
+    with Services(
+        [agents, gateway], log_dir=tmp_path / "logs", redis_url=redis_server.url
+    ) as running:
+        yield running["gateway"].url
 
 
 def whisp(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -7,16 +7,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.gateway.conftest import add_users
+from tests.gateway.conftest import GatewayFactory, add_users
 from tests.gateway.procs import gateway_processes
 from whisp_cli.redis_server import RedisServer
-
-pytestmark = pytest.mark.e2e
+from whisp_gateway.repository import SqlRepository
 
 WAV = ("clip.wav", b"RIFF\x24\x00\x00\x00WAVEfmt ", "audio/wav")
 BURST = 5
 
 
+@pytest.mark.e2e
 async def test_two_replicas_share_one_bucket(
     tmp_path: Path, redis_server: RedisServer, redis: object, sqlite_url: str
 ) -> None:
@@ -74,3 +74,36 @@ async def test_two_replicas_share_one_bucket(
             # Reads are not rate-limited.
             reads = await client.get(f"{urls[0]}/api/transcripts", headers=alice)
             assert reads.status_code == 200
+
+
+async def burst_of(client: httpx.AsyncClient, n: int, headers: dict[str, str]) -> list[int]:
+    """Statuses of `n` quick uploads (503 = past the limiter: no audio service runs)."""
+    statuses = []
+    for _ in range(n):
+        response = await client.post("/api/recordings", headers=headers, files={"file": WAV})
+        statuses.append(response.status_code)
+    return statuses
+
+
+async def test_the_single_local_user_is_not_throttled(gateway: GatewayFactory) -> None:
+    """Loopback, no accounts: a script calling the gateway 25 times in a row gets through."""
+    with gateway(rate_limit="5/minute", rate_burst=2) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            assert await burst_of(client, 25, {}) == [503] * 25
+
+
+async def test_a_service_account_has_its_own_limit(
+    gateway: GatewayFactory, sqlite_url: str
+) -> None:
+    repo = SqlRepository(sqlite_url)
+    await repo.create_schema()
+    _, person = await repo.add_user("person")
+    service, robot = await repo.add_user("robot", rate_limit="600/minute", rate_burst=12)
+    await repo.close()
+    assert service.rate_limit == "600/minute"
+    with gateway(rate_limit="5/minute", rate_burst=2) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            people = await burst_of(client, 4, {"Authorization": f"Bearer {person}"})
+            robots = await burst_of(client, 12, {"Authorization": f"Bearer {robot}"})
+    assert people == [503, 503, 429, 429]
+    assert robots == [503] * 12

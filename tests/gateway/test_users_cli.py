@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.gateway.conftest import GatewayFactory, add_users
+from whisp_gateway.repository import SqlRepository
 
 pytestmark = pytest.mark.e2e  # each command is a fresh Python process (~1-3 s)
 
@@ -91,3 +92,19 @@ async def test_users_commands_and_the_token_they_print(
             assert refused.status_code == 401
             bob = await client.get("/api/me", headers={"Authorization": f"Bearer {bob_token}"})
             assert bob.json()["user"]["name"] == "bob"
+
+
+async def test_add_a_service_account_with_its_own_rate_limit(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    bad = whisp(tmp_path, sqlite_url, "add", "robot", "--rate-limit", "lots")
+    assert bad.returncode == 2 and "must look like '100/hour'" in bad.stderr
+    done = whisp(tmp_path, sqlite_url, "add", "robot", "--rate-limit", "5000/hour", "--burst", "50")
+    assert done.returncode == 0, done.stderr
+    assert "limited to 5000/hour" in done.stdout
+    repo = SqlRepository(sqlite_url)
+    try:
+        user = await repo.user_for_token(printed_token(done.stdout))
+    finally:
+        await repo.close()
+    assert user is not None and (user.rate_limit, user.rate_burst) == ("5000/hour", 50)

@@ -14,10 +14,13 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from whisp_shared.bus import EventBus
 from whisp_shared.codes import ErrorCode
 from whisp_shared.config import BusSettings
+from whisp_shared.http_errors import install_error_handlers
 
 BODY_KEYS = {"code", "message", "retryable"}
 
@@ -125,3 +128,21 @@ async def test_openai_routes_answer_in_openai_shape(
     error = response.json()["error"]
     assert error["code"] == ErrorCode.INVALID_REQUEST
     assert error["type"] == "invalid_request_error" and "file" in error["message"]
+
+
+@pytest.mark.parametrize("error", [RedisConnectionError("refused"), RedisTimeoutError("slow")])
+async def test_an_unreachable_redis_is_a_503_with_retry_after(error: Exception) -> None:
+    """Not a plain-text 500: the client learns the code and when to try again."""
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/needs-redis")
+    async def needs_redis() -> None:
+        raise error
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+        response = await client.get("/needs-redis")
+    assert_error_body(response, 503, ErrorCode.UNAVAILABLE)
+    assert response.json()["retryable"] is True
+    assert int(response.headers["Retry-After"]) >= 1

@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from whisp_agent import guardrails
+from whisp_agent.handoff_graph import one_cycle_per_loop, reaches
 from whisp_agent.settings import AgentSettings
 from whisp_agent.spec import AgentSpec, PipelineSpec
 
@@ -121,6 +122,12 @@ def _read_docs(paths: Iterable[Path], problems: list[Problem]) -> Iterator[_Doc]
             continue
         except OSError as exc:
             problems.append(Problem(name, "", f"cannot read: {exc.strerror}"))
+            continue
+        except UnicodeDecodeError as exc:
+            problems.append(Problem(name, "", f"not UTF-8 text (byte {exc.start})"))
+            continue
+        except RecursionError:
+            problems.append(Problem(name, "", "nested too deeply to be an agent file"))
             continue
         yield from _split(data, name, problems)
     if not found_any and all(p.exists() for p in paths):
@@ -295,48 +302,17 @@ class _Validator:
         """A handoff cycle can only end at max_turns: no pipeline stage could ever yield its
         output. Each cycle is reported once, with the pipelines that reach it."""
         graph = {k: [t for t in v[0].delegate_to if t in agents] for k, v in agents.items()}
-        reported: set[tuple[str, ...]] = set()
-        for cycle in _find_cycles(graph):
-            start = cycle.index(min(cycle))
-            canonical = tuple(cycle[start:] + cycle[:start])
-            if canonical in reported:
-                continue
-            reported.add(canonical)
-            members = set(canonical)
+        for cycle in one_cycle_per_loop(graph):
+            members = set(cycle)
             users = sorted(
                 pid
                 for pid, (pipe, _) in pipelines.items()
-                if any(_reaches(graph, s.agent, members) for s in pipe.stages)
+                if any(reaches(graph, s.agent, members) for s in pipe.stages)
             )
             used_in = f"; pipeline(s) {', '.join(users)} reach it" if users else ""
-            path = " → ".join([*canonical, canonical[0]])
-            _spec, doc = agents[canonical[0]]
+            path = " → ".join([*cycle, cycle[0]])
+            _spec, doc = agents[cycle[0]]
             self.add(doc, ("delegate_to",), f"handoff cycle {path}{used_in}")
-
-
-def _find_cycles(graph: Mapping[str, list[str]]) -> Iterator[list[str]]:
-    """Each elementary cycle found by depth-first search (some may repeat, rotated)."""
-    for root in sorted(graph):
-        stack: list[tuple[str, list[str]]] = [(root, [root])]
-        while stack:
-            node, path = stack.pop()
-            for nxt in graph.get(node, []):
-                if nxt == root:
-                    yield path
-                elif nxt not in path and nxt > root:
-                    stack.append((nxt, [*path, nxt]))
-
-
-def _reaches(graph: Mapping[str, list[str]], start: str, targets: set[str]) -> bool:
-    seen, todo = set(), [start]
-    while todo:
-        node = todo.pop()
-        if node in targets:
-            return True
-        if node not in seen:
-            seen.add(node)
-            todo.extend(graph.get(node, []))
-    return False
 
 
 def _unknown(what: str, value: str, known: Iterable[str]) -> str:

@@ -1,4 +1,5 @@
-"""`whisp agent …` and `whisp agents …`: talk to the agent service over HTTP.
+"""`whisp agent …` and `whisp agents …`: agents through the gateway (the one door), with the
+user's API token, so they work against a running `make run` with no flags.
 
 The CLI never imports the agent service (its SDK and model servers stay out of the CLI),
 with one exception: `whisp agents validate` imports the registry loader lazily, which is
@@ -8,7 +9,6 @@ import-light by design (yaml + pydantic), so validation works without a running 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -21,20 +21,18 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
-from whisp_shared.caller import USER_HEADER, service_headers
+from whisp_cli.desk.gateway import GatewayError, auth_headers, error_from, unreachable
+from whisp_cli.desk.settings import CliSettings
 from whisp_shared.codes import ErrorCode
-
-DEFAULT_URL = "http://127.0.0.1:8003"
 
 agent_app = typer.Typer(help="Run an agent or pipeline on text.", no_args_is_help=True)
 agents_app = typer.Typer(help="The agent registry: list, validate.", no_args_is_help=True)
 console = Console()
 errors = Console(stderr=True)
 
-UrlOpt = Annotated[str, typer.Option("--url", envvar="WHISP_AGENT_URL", help="The agent service.")]
-UserOpt = Annotated[
+UrlOpt = Annotated[
     str | None,
-    typer.Option("--user", envvar="WHISP_USER", help=f"Act for this user ({USER_HEADER})."),
+    typer.Option("--url", help="The gateway (default: cli.gateway_url, as `whisp up` serves it)."),
 ]
 
 
@@ -44,42 +42,27 @@ def register(app: typer.Typer) -> None:
     app.add_typer(agents_app, name="agents")
 
 
-class ServiceError(Exception):
-    def __init__(self, status: int, code: str, message: str, retry_after: str | None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
-
-
-def _client(url: str, user: str | None) -> httpx.Client:
-    headers = service_headers(os.environ.get("WHISP_AGENTS__SERVICE_TOKEN"), user)
-    return httpx.Client(base_url=url, headers=headers, timeout=httpx.Timeout(10.0, read=300.0))
+def _gateway(url: str | None) -> tuple[str, httpx.Client]:
+    """The gateway — the one door — with the user's API token (`WHISP_TOKEN`), like every
+    desk command."""
+    settings = CliSettings()
+    base = (url or settings.gateway_url).rstrip("/")
+    token = settings.token.get_secret_value() if settings.token else None
+    timeout = httpx.Timeout(10.0, read=300.0)
+    return base, httpx.Client(base_url=base, headers=auth_headers(token), timeout=timeout)
 
 
 def _raise_for(response: httpx.Response) -> None:
-    if response.status_code < 400:
-        return
-    try:
-        body = json.loads(response.read())
-    except ValueError:
-        body = {}
-    message = body.get("message") or response.reason_phrase
-    raise ServiceError(
-        response.status_code,
-        str(body.get("code", ErrorCode.UNAVAILABLE)),
-        str(message),
-        response.headers.get("Retry-After"),
-    )
+    if response.status_code >= 400:
+        raise error_from(response)
 
 
 def _fail(exc: Exception, url: str) -> typer.Exit:
-    if isinstance(exc, ServiceError):
-        wait = f" (retry after {exc.retry_after}s)" if exc.retry_after else ""
-        errors.print(f"[bold red]{exc.code}[/] (HTTP {exc.status}): {exc.message}{wait}")
+    if isinstance(exc, GatewayError):
+        status = f" (HTTP {exc.status})" if exc.status else ""
+        errors.print(f"[bold red]{exc.code}[/]{status}: {exc}", highlight=False)
     else:
-        errors.print(
-            f"[bold red]cannot reach the agent service at {url}[/]: {exc}\n"
-            "Start it with `whisp up` (or `python -m whisp_agent`), or pass --url."
-        )
+        errors.print(f"[bold red]{unreachable(url, exc)}[/]", highlight=False)
     return typer.Exit(1)
 
 
@@ -114,13 +97,16 @@ def _stream(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, 
                 console.print(f"\n[bold magenta]stage {data.get('stage')}[/] ({data['agent_id']})")
                 speaker = None
             elif event == "error":
-                raise ServiceError(502, data.get("code", "error"), data.get("message", ""),
-                                   str(data.get("retry_after") or "") or None)  # fmt: skip
+                wait = f" (retry after {data['retry_after']} s)" if data.get("retry_after") else ""
+                raise GatewayError(
+                    f"{data.get('message', '')}{wait}",
+                    code=str(data.get("code", ErrorCode.AGENT_ERROR)),
+                )
             elif event == "done":
                 console.print()
                 outcome: dict[str, Any] = data["outcome"]
                 return outcome
-    raise ServiceError(502, "stream_ended", "the stream ended without an answer", None)
+    raise GatewayError("the stream ended without an answer", code=ErrorCode.AGENT_ERROR)
 
 
 def _usage_line(outcome: dict[str, Any]) -> str:
@@ -145,8 +131,7 @@ def run(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the whole outcome as JSON.")
     ] = False,
-    url: UrlOpt = DEFAULT_URL,
-    user: UserOpt = None,
+    url: UrlOpt = None,
 ) -> None:
     """Run AGENT_ID on TEXT (or on stdin: `echo text | whisp agent run ID`)."""
     if text is None:
@@ -158,16 +143,17 @@ def run(
         errors.print("the input is empty")
         raise typer.Exit(2)
     body = {"agent": agent_id, "input": text, "session_id": session}
+    base, http = _gateway(url)
     try:
-        with _client(url, user) as client:
+        with http as client:
             if stream and not as_json:
-                outcome = _stream(client, "/run/stream", body)
+                outcome = _stream(client, "/api/agents/run/stream", body)
             else:
-                response = client.post("/run", json=body)
+                response = client.post("/api/agents/run", json=body)
                 _raise_for(response)
                 outcome = response.json()
-    except (ServiceError, httpx.HTTPError) as exc:
-        raise _fail(exc, url) from exc
+    except (GatewayError, httpx.HTTPError) as exc:
+        raise _fail(exc, base) from exc
     if as_json:
         console.print_json(data=outcome)
         return
@@ -184,13 +170,13 @@ def chat(
     session: Annotated[
         str | None, typer.Option(help="Continue this session (default: a new one).")
     ] = None,
-    url: UrlOpt = DEFAULT_URL,
-    user: UserOpt = None,
+    url: UrlOpt = None,
 ) -> None:
     """A conversation with memory. /history shows who said what, /new starts over, /exit."""
     session_id = session or uuid.uuid4().hex[:12]
     console.print(f"[bold]Chat with {agent_id}[/] (session {session_id}; /help for commands)")
-    with _client(url, user) as client:
+    base, http = _gateway(url)
+    with http as client:
         while True:
             try:
                 line = console.input("[bold green]you[/]> ")
@@ -215,14 +201,14 @@ def chat(
                     _history(client, session_id)
                     continue
                 body = {"agent": agent_id, "input": line, "session_id": session_id}
-                outcome = _stream(client, "/chat/stream", body)
+                outcome = _stream(client, "/api/agents/run/stream", body)
                 console.print(f"[dim]{_usage_line(outcome)}[/]")
-            except (ServiceError, httpx.HTTPError) as exc:
-                _fail(exc, url)  # report and keep the conversation going
+            except (GatewayError, httpx.HTTPError) as exc:
+                _fail(exc, base)  # report and keep the conversation going
 
 
 def _history(client: httpx.Client, session_id: str) -> None:
-    response = client.get(f"/sessions/{session_id}")
+    response = client.get(f"/api/agents/sessions/{session_id}")
     _raise_for(response)
     for turn in response.json()["turns"]:
         who = turn.get("agent_id") or "you"
@@ -232,24 +218,25 @@ def _history(client: httpx.Client, session_id: str) -> None:
 
 
 @agents_app.command("list")
-def list_agents(url: UrlOpt = DEFAULT_URL, user: UserOpt = None) -> None:
-    """The agents and pipelines the service offers."""
+def list_agents(url: UrlOpt = None) -> None:
+    """The agents and pipelines the gateway offers you."""
+    base, http = _gateway(url)
     try:
-        with _client(url, user) as client:
-            response = client.get("/agents")
+        with http as client:
+            response = client.get("/api/agents")
             _raise_for(response)
-    except (ServiceError, httpx.HTTPError) as exc:
-        raise _fail(exc, url) from exc
-    body = response.json()
+    except (GatewayError, httpx.HTTPError) as exc:
+        raise _fail(exc, base) from exc
+    choices = response.json()
     table = Table(title="Agents")
     for column in ("id", "provider/model", "tools", "hands off to", "ready"):
         table.add_column(column)
-    for a in body["agents"]:
+    for a in (c for c in choices if c["kind"] == "agent"):
         ready = "yes" if a["available"] else f"[red]no[/]: {a['problem']}"
         table.add_row(a["id"], f"{a['provider']}/{a['model']}", ", ".join(a["tools"]),
                       ", ".join(a["delegate_to"]), ready)  # fmt: skip
     console.print(table)
-    for p in body["pipelines"]:
+    for p in (c for c in choices if c["kind"] == "pipeline"):
         console.print(f"[bold]pipeline {p['id']}[/]: {' → '.join(p['stages'])}")
 
 

@@ -49,24 +49,47 @@ def _with_repository(work: Callable[[Repository], Awaitable[T]]) -> T:
 
 
 @app.command("add")
-def add(name: NameArg) -> None:
+def add(
+    name: NameArg,
+    rate_limit: Annotated[
+        str | None,
+        typer.Option(
+            "--rate-limit",
+            help="This user's own limit on uploads and agent runs, e.g. 5000/hour (a "
+            "service account); default: the gateway's web.rate_limit.",
+        ),
+    ] = None,
+    burst: Annotated[
+        int | None,
+        typer.Option(min=1, help="Requests at once before the rate applies (with --rate-limit)."),
+    ] = None,
+) -> None:
     """Create a user and print their API token (shown only this once)."""
     name = name.strip()
     if not 0 < len(name) <= 128:
         errors.print("[bold red]The name must have 1 to 128 characters.[/]")
         raise typer.Exit(2)
+    if rate_limit is not None:
+        try:
+            from whisp_gateway.ratelimit import Limit  # noqa: PLC0415 (lazy, like the repo)
+
+            Limit.parse(rate_limit, burst or 1)
+        except ValueError as exc:
+            errors.print(f"[bold red]{exc}[/]")
+            raise typer.Exit(2) from exc
 
     async def create(repo: Repository) -> tuple[User, str] | None:
         if any(user.name == name for user in await repo.list_users()):
             return None
-        return await repo.add_user(name)
+        return await repo.add_user(name, rate_limit, burst)
 
     created = _with_repository(create)
     if created is None:
         errors.print(f"[bold red]A user named {name!r} already exists.[/]")
         raise typer.Exit(1)
     user, token = created
-    console.print(f"Created user [bold]{user.name}[/] ({user.id}). Their API token:")
+    limit = f", limited to {user.rate_limit}" if user.rate_limit else ""
+    console.print(f"Created user [bold]{user.name}[/] ({user.id}{limit}). Their API token:")
     console.print(token, markup=False, highlight=False, soft_wrap=True)
     console.print(
         "[yellow]Store it now: it is not shown again.[/] "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from whisp_gateway import metrics
 from whisp_gateway.api import agents, events, openai_compat, recordings, session
@@ -20,9 +22,11 @@ from whisp_gateway.repository import Repository, open_repository
 from whisp_gateway.settings import GatewaySettings
 from whisp_shared.bus import EventBus
 from whisp_shared.config import BusSettings
-from whisp_shared.service import create_service_app
+from whisp_shared.service import create_service_app, on_exit_signal
 
 WEB_DIR = Path(__file__).parent / "web"
+DATABASE_UNREACHABLE = (OperationalError, InterfaceError, ConnectionRefusedError)
+"""The database away: 503 + Retry-After like Redis, not a 500."""
 
 
 def create_app(
@@ -47,9 +51,16 @@ def create_app(
         app.state.limiter = RateLimiter(bus.redis, limit)
         app.state.audio = AudioService(settings.audio_service_url, token)
         app.state.agents = AgentService(settings.agent_service_url, token)
+        loop = asyncio.get_running_loop()
+
+        def end_streams() -> None:  # in the signal handler: schedule only
+            loop.call_soon_threadsafe(hub.disconnect_all)
+
+        forget = on_exit_signal(end_streams)
         try:
             yield
         finally:
+            forget()
             await hub.stop()
             await app.state.audio.aclose()
             await app.state.agents.aclose()
@@ -61,6 +72,7 @@ def create_app(
         lifespan=lifespan,
         checks={"database": repo.ping},
         openai_prefix=openai_compat.OPENAI_PREFIX,
+        unavailable=DATABASE_UNREACHABLE,
     )
     app.state.settings = settings
     app.state.repo = repo

@@ -67,6 +67,13 @@ class EventHub:
         self._running = True
         self._task = asyncio.create_task(self._run(positions))
 
+    def disconnect_all(self) -> None:
+        """End every SSE stream now (the gateway is stopping): each browser reconnects, to
+        another replica if there is one, and resumes with `Last-Event-ID`."""
+        for subs in list(self._subs.values()):
+            for sub in list(subs):
+                self._close(sub)
+
     async def stop(self) -> None:
         # A flag as well as cancel(): on Python 3.11 a cancel that lands as redis-py's
         # wait_for completes is lost; the flag ends the loop after the current XREAD.
@@ -74,9 +81,7 @@ class EventHub:
         if self._task:
             self._task.cancel()
             await asyncio.wait([self._task], timeout=self.tail.block_ms / 1000 + 2)
-        for subs in list(self._subs.values()):
-            for sub in list(subs):
-                self._close(sub)
+        self.disconnect_all()
 
     async def _run(self, positions: dict[str, str]) -> None:
         while self._running:

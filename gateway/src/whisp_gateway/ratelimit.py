@@ -62,15 +62,19 @@ class RateLimiter:
         self.limit = limit
         self.prefix = prefix
 
-    async def hit(self, user_id: str, action: str = "default") -> Decision:
+    async def hit(
+        self, user_id: str, action: str = "default", limit: Limit | None = None
+    ) -> Decision:
+        """Take one token from the user's bucket (`limit`: the user's own, else the default)."""
+        limit = limit or self.limit
         allowed, wait = cast(
             list[Any],
             await self.redis.eval(
                 _BUCKET_LUA,
                 1,
                 f"{self.prefix}:{action}:{user_id}",
-                self.limit.per_second,
-                self.limit.burst,
+                limit.per_second,
+                limit.burst,
             ),
         )
         return Decision(bool(int(allowed)), float(wait))

@@ -102,6 +102,7 @@ class EventBus:
         self._redis: Redis | None = None
         self._finish: AsyncScript | None = None
         self._consumers: list[Consumer] = []
+        self._held = False
 
     @property
     def finish_script(self) -> AsyncScript:
@@ -123,10 +124,16 @@ class EventBus:
             for consumer in self._consumers:
                 await self.ensure_group(consumer.stream, consumer.group)
 
+    def hold(self) -> None:
+        """Do not consume when started (publishing still works): a service that cannot do
+        its work (a worker without its model) must take none, so peers get all of it."""
+        self._held = True
+
     async def start(self) -> None:
-        """Connect (if needed) and start consuming."""
+        """Connect (if needed) and start consuming, unless held."""
         await self.connect()
-        await self.broker.start()
+        if not self._held:
+            await self.broker.start()
 
     async def stop(self) -> None:
         """Stop reading; in-flight handlers get `graceful_timeout_s`, the rest stays pending.

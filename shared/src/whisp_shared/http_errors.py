@@ -16,6 +16,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from whisp_shared.codes import ErrorCode
@@ -39,6 +41,12 @@ STATUS_CODES: dict[int, ErrorCode] = {
     503: ErrorCode.UNAVAILABLE,
 }
 """The code for an error that did not name one (routing 404/405, Starlette's own)."""
+
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
+"""Redis away (killed, restarting, partitioned): every route answers 503 + Retry-After, so
+a client retries instead of giving up on a 500. A service names its own (the gateway's
+database) in `install_error_handlers(unavailable=...)`."""
+UNAVAILABLE_RETRY_AFTER_S = 2
 
 _WHERE = {"body": "field", "query": "query parameter", "header": "header", "path": "path part"}
 
@@ -118,9 +126,15 @@ def _code_of(value: object, status: int) -> ErrorCode:
                                 ErrorCode.BAD_REQUEST)  # fmt: skip
 
 
-def install_error_handlers(app: FastAPI, *, openai_prefix: str | None = None) -> None:
-    """Render WhispError, Starlette's HTTPException, validation errors and anything
-    unexpected as one JSON body (OpenAI-shaped under `openai_prefix`)."""
+def install_error_handlers(
+    app: FastAPI,
+    *,
+    openai_prefix: str | None = None,
+    unavailable: tuple[type[Exception], ...] = (),
+) -> None:
+    """Render WhispError, Starlette's HTTPException, validation errors, a dependency that
+    cannot be reached (Redis, plus the service's own `unavailable` ones: 503) and anything
+    unexpected (500) as one JSON body (OpenAI-shaped under `openai_prefix`)."""
 
     def shaped(request: Request) -> bool:
         return openai_prefix is not None and request.url.path.startswith(openai_prefix)
@@ -155,6 +169,17 @@ def install_error_handlers(app: FastAPI, *, openai_prefix: str | None = None) ->
             openai=shaped(request),
         )
 
+    async def on_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("a dependency is unreachable", path=request.url.path, error=repr(exc))
+        return error_response(
+            503,
+            ErrorCode.UNAVAILABLE,
+            "a service this request needs is unreachable for the moment; try again shortly",
+            retryable=True,
+            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)},
+            openai=shaped(request),
+        )
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", path=request.url.path)
         return error_response(
@@ -167,4 +192,6 @@ def install_error_handlers(app: FastAPI, *, openai_prefix: str | None = None) ->
     app.add_exception_handler(WhispError, on_whisp)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_invalid)
+    for kind in (*UNAVAILABLE_ERRORS, *unavailable):
+        app.add_exception_handler(kind, on_unavailable)
     app.add_exception_handler(Exception, on_unexpected)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from types import FrameType
 from typing import Any, TypeVar, cast
 
 import uvicorn
@@ -76,6 +77,7 @@ def create_service_app(
     lifespan: Lifespan | None = None,
     checks: Mapping[str, ReadyCheck] | None = None,
     openai_prefix: str | None = None,
+    unavailable: tuple[type[Exception], ...] = (),
 ) -> FastAPI:
     """A FastAPI app whose lifespan connects the bus, enters `lifespan` (load a model, open
     clients: it may use `bus.redis`), and only then starts consuming; shutdown runs in reverse,
@@ -83,7 +85,7 @@ def create_service_app(
 
     `/readyz` checks Redis plus any extra `checks` (a model loaded, a registry valid). Every
     error leaves as the one shared body (`install_error_handlers`; OpenAI-shaped under
-    `openai_prefix`).
+    `openai_prefix`; `unavailable` names the service's own dependencies that answer 503).
     """
 
     @asynccontextmanager
@@ -100,7 +102,7 @@ def create_service_app(
             await bus.stop()
 
     app = FastAPI(title=title, lifespan=run)
-    install_error_handlers(app, openai_prefix=openai_prefix)
+    install_error_handlers(app, openai_prefix=openai_prefix, unavailable=unavailable)
     app.state.bus = bus
     app.include_router(ops_router({"redis": bus.ping, **(checks or {})}))
     return app
@@ -126,10 +128,29 @@ async def background(*work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
                 await task
 
 
+_exit_callbacks: list[Callable[[], None]] = []
+
+
+def on_exit_signal(callback: Callable[[], None]) -> Callable[[], None]:
+    """Call `callback` the moment the server is told to stop (SIGTERM/SIGINT), before it
+    waits for open connections to finish: long-lived streams (SSE) must end then, or the
+    graceful shutdown waits out its whole timeout. It runs in the signal handler, so it
+    should only schedule work (`loop.call_soon_threadsafe`). Returns the unregistration."""
+    _exit_callbacks.append(callback)
+    return lambda: _exit_callbacks.remove(callback)
+
+
+class _Server(uvicorn.Server):
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        for callback in list(_exit_callbacks):
+            callback()
+
+
 def serve(service: str, factory: str, settings: ServiceSettings) -> None:
     """Run `factory` (a 'module:function' path) under uvicorn with our JSON logging."""
     configure_logging(service, LoggingSettings())
-    uvicorn.run(
+    config = uvicorn.Config(
         factory,
         factory=True,
         host=settings.host,
@@ -137,3 +158,4 @@ def serve(service: str, factory: str, settings: ServiceSettings) -> None:
         log_config=None,
         timeout_graceful_shutdown=30,
     )
+    _Server(config).run()

@@ -57,10 +57,21 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(engine.load)
-        state["model_ready"] = True
-        metrics.MODEL_LOADED.set(1)
-        log.info("model loaded", engine=engine.name, model=engine.model_name)
+        try:
+            await asyncio.to_thread(engine.load)
+        except Exception as exc:  # missing, damaged, unreadable: the same for ops
+            # Stay up and say why (/readyz: model false) rather than exit and be restarted
+            # into the same failure; take no work, so the healthy workers get all of it.
+            log.error(
+                "model not loaded; this worker takes no work",
+                model=engine.model_name,
+                error=f"{exc!r}",
+            )
+            bus.hold()
+        else:
+            state["model_ready"] = True
+            metrics.MODEL_LOADED.set(1)
+            log.info("model loaded", engine=engine.name, model=engine.model_name)
         loops = [metrics.refresh_queue_lag(bus)]
         if settings.idle_unload_s:
             loops.append(transcriber.unload_when_idle(settings.idle_unload_s))

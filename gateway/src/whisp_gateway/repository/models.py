@@ -14,6 +14,10 @@ class User(BaseModel):
     id: str
     name: str
     created_at: datetime | None = None
+    rate_limit: str | None = Field(default=None, exclude=True)
+    """This user's own rate (`whisp users add --rate-limit`), e.g. a service account's;
+    None: the gateway's `web.rate_limit`. Server-side only: never in an answer."""
+    rate_burst: int | None = Field(default=None, exclude=True)
 
 
 class TranscriptQuery(BaseModel):
@@ -21,7 +25,7 @@ class TranscriptQuery(BaseModel):
 
     q: str | None = Field(default=None, max_length=200)
     """Words that must appear in the transcript text (case-insensitive)."""
-    agent_id: str | None = None
+    agent_id: str | None = Field(default=None, max_length=64)
     status: Status | None = None
     since: datetime | None = None
     until: datetime | None = None

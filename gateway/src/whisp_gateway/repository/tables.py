@@ -8,6 +8,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
@@ -46,6 +47,15 @@ transcripts = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_transcripts_user_created", "user_id", "created_at", "recording_id"),
+)
+
+user_limits = Table(
+    "user_limits",
+    metadata,
+    # Its own table, so `create_all` adds it to a database made before it existed.
+    Column("user_id", String(64), primary_key=True),
+    Column("rate_limit", String(32), nullable=False),  # "N/second|minute|hour|day"
+    Column("burst", Integer),
 )
 
 answers = Table(
