@@ -3,6 +3,7 @@
 Children run in their own sessions, so a terminal's Ctrl+C reaches only this
 supervisor, which then stops the services first (SIGTERM, so in-flight work
 finishes or stays pending) and Redis last, and leaves no process behind.
+`whisp_cli.supervisor` restarts the ones that exit on their own.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from whisp_cli.redis_server import RedisServer, free_port
+from whisp_cli.redis_server import RedisServer, dies_with_parent, free_port
 
 STOP_TIMEOUT_S = 20.0
 
@@ -85,14 +86,29 @@ class Stack:
     """The environment every child starts from (`os.environ` when None)."""
     cwd: Path | None = None
     """The children's working directory (this process's when None)."""
+    die_with_parent: bool = False
+    """Children get SIGTERM when this process dies, even by SIGKILL (Linux)."""
 
     def start(self, timeout: float = 120.0) -> None:
-        if self.redis_url is None:
-            self.redis = RedisServer(data_dir=self.data_dir / "redis", persist=True).start()
-            self.redis_url = self.redis.url
+        self.start_redis()
         for spec in self.specs:
             self.spawn(spec)
         self.wait_ready(timeout)
+
+    def start_redis(self) -> None:
+        """The private redis-server (AOF, `appendfsync always`, in DATA_DIR/redis), unless a
+        `redis_url` was given."""
+        if self.redis_url is None:
+            self.redis = RedisServer(
+                data_dir=self.data_dir / "redis",
+                persist=True,
+                log_file=self.log_path("redis"),
+                die_with_parent=self.die_with_parent,
+            ).start()
+            self.redis_url = self.redis.url
+
+    def spec(self, name: str) -> ServiceSpec:
+        return next(spec for spec in self.specs if spec.name == name)
 
     def log_path(self, name: str) -> Path | None:
         """Where the service `name` logs (None: it shares this process's output)."""
@@ -130,6 +146,7 @@ class Stack:
                 stdout=out,
                 stderr=subprocess.STDOUT if out else None,
                 start_new_session=True,
+                preexec_fn=dies_with_parent() if self.die_with_parent else None,  # noqa: PLW1509
             )
         finally:
             if out is not None:
@@ -162,6 +179,7 @@ class Stack:
                 raise StackError(f"{name} exited with code {code}")
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """Every service's process group (SIGTERM, SIGKILL after `timeout`), then Redis."""
         stop_processes(self.processes.values(), timeout)
         self.processes.clear()
         if self.redis is not None:
