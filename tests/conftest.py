@@ -1,4 +1,7 @@
-"""Session fixtures: one private redis-server per test session, flushed between tests."""
+"""Session fixtures: one private redis-server per test session, flushed between tests.
+
+Also loads `tests.support.tools`: tests that need a program (chromium, tmux, ...) skip
+without it locally and fail without it under CI=true."""
 
 from __future__ import annotations
 
@@ -9,17 +12,26 @@ import pytest
 from redis.asyncio import Redis
 
 from whisp_cli.redis_server import RedisServer
+from whisp_cli.stack import stop_processes
 from whisp_shared.config import BusSettings
 
 if TYPE_CHECKING:
     from whisp_transcription.engines.faster_whisper_engine import FasterWhisperEngine
 
+pytest_plugins = ["tests.support.tools"]
+
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    """A real redis-server on a free port; never the machine's own 6379."""
-    with RedisServer() as server:
-        yield server
+    """A real redis-server on a free port; never the machine's own 6379. Stopped on every
+    way out (a start that times out too): its process group gets SIGTERM, then SIGKILL."""
+    server = RedisServer()
+    try:
+        yield server.start()
+    finally:
+        if server.process is not None:
+            stop_processes([server.process], timeout=10)
+        server.close()
 
 
 @pytest.fixture

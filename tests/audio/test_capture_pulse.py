@@ -23,9 +23,10 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.audio.conftest import published
-from tests.audio.pulse import PulseServer, available
+from tests.audio.pulse import PulseServer
 from tests.audio.signals import correlation
 from tests.support.speech import duration_s, read_wav, word_error_rate
+from tests.support.tools import needs_tools
 from whisp_audio.app import create_app
 from whisp_audio.settings import AudioSettings
 from whisp_recorder import Recorder, RecorderState, RecorderStatus
@@ -35,7 +36,7 @@ from whisp_shared.audio import decode_audio
 from whisp_shared.bus import EventBus
 from whisp_shared.config import BusSettings
 
-pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
+pytestmark = needs_tools("pulseaudio", "paplay", "pactl", why="a private PulseAudio server")
 
 CAPTURE_LATENCY_S = 0.6  # measured ~0.3 s from paplay's end to the samples; wait double
 
@@ -47,8 +48,8 @@ def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
     server = PulseServer(tmp_path_factory.mktemp("pulse")).start()
     previous = os.environ.get("PULSE_SERVER")
     os.environ["PULSE_SERVER"] = server.server
-    assert refresh_portaudio()
-    try:
+    try:  # the server is stopped on every way out, a failed refresh too
+        assert refresh_portaudio()
         yield server
     finally:
         server.stop()

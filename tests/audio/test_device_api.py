@@ -21,6 +21,7 @@ from tests.audio.conftest import published, serving
 from tests.audio.signals import correlation
 from tests.integration.bus_helpers import wait_for
 from tests.support.speech import duration_s, read_wav
+from tests.support.tools import unavailable
 from whisp_audio.app import create_app
 from whisp_audio.settings import AudioSettings
 from whisp_recorder import AudioSource, FileReplaySource, RecorderState
@@ -313,7 +314,7 @@ async def test_without_an_audio_server_devices_are_listed_empty_with_a_reason(
     ):
         listing = (await client.get("/devices")).json()
         if listing["devices"]:
-            pytest.skip("this machine has a sound card of its own")
+            unavailable("this machine has a sound card of its own")
         assert "PulseAudio" in listing["message"]
         missing = await client.post("/devices/no-such-mic/recording")
         assert missing.status_code == 404, missing.text

@@ -49,6 +49,7 @@ from tests.audio.pulse import PulseServer, available
 from tests.bench.stats import latency_stats
 from tests.gateway.server import serving
 from tests.support.speech import write_wav
+from tests.support.tools import unavailable
 from whisp_audio.app import create_app
 from whisp_audio.settings import AudioSettings
 from whisp_cli.redis_server import RedisServer
@@ -371,12 +372,12 @@ def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
     when it cannot run. PortAudio re-initialised to see it, and again afterwards."""
     reason = available()
     if reason is not None:
-        pytest.skip(f"no PulseAudio for the mic path: {reason}")
+        unavailable(f"no PulseAudio for the mic path: {reason}")
     server = PulseServer(tmp_path_factory.mktemp("pulse"))
     try:
         server.start()
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-        pytest.skip(f"PulseAudio did not start: {str(exc)[:300]}")
+        unavailable(f"PulseAudio did not start: {str(exc)[:300]}")
     previous = os.environ.get("PULSE_SERVER")
     os.environ["PULSE_SERVER"] = server.server
     try:

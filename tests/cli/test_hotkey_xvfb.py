@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,14 +24,13 @@ import pytest
 
 from tests.cli.conftest import REPO, DeskStack
 from tests.support.speech import Utterance, duration_s, word_error_rate
+from tests.support.tools import needs_tools
+from whisp_cli.stack import stop_processes
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.timeout(240),
-    pytest.mark.skipif(
-        not all(shutil.which(tool) for tool in ("Xvfb", "xdotool", "xclip")),
-        reason="needs Xvfb, xdotool and xclip",
-    ),
+    needs_tools("Xvfb", "xdotool", "xclip", why="a real X server, its keyboard and clipboard"),
 ]
 
 MAX_WER = 0.25
@@ -56,6 +54,7 @@ def display() -> Iterator[str]:
          "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own group: teardown kills all of it
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 20
@@ -65,12 +64,8 @@ def display() -> Iterator[str]:
             time.sleep(0.05)
         yield f":{number}"
     finally:
-        xvfb.terminate()  # also ends the xclip that holds the clipboard selection
-        try:
-            xvfb.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            xvfb.kill()
-            xvfb.wait()
+        # SIGTERM its group, SIGKILL after 10 s; also ends the xclip holding the clipboard.
+        stop_processes([xvfb], timeout=10)
 
 
 @dataclass
@@ -133,6 +128,7 @@ def daemon(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its group holds what it starts (xclip, notify-send)
     )  # fmt: skip
     running = Daemon(proc, env)
     threading.Thread(target=running.pump, daemon=True).start()
@@ -142,10 +138,8 @@ def daemon(
         proc.send_signal(signal.SIGINT)
         running.wait_for("stopped", timeout_s=20)
         assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    finally:  # on a failure path too: the daemon's whole group, SIGKILL after 5 s
+        stop_processes([proc], timeout=5)
 
 
 def transcript_of(daemon: Daemon, stack: DeskStack) -> str:

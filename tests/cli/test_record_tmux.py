@@ -8,10 +8,12 @@ on. Its own tmux server (-S socket) keeps it away from anyone else's sessions.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import shlex
-import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -24,11 +26,12 @@ import pytest
 
 from tests.cli.conftest import REPO, DeskStack
 from tests.support.speech import Utterance, duration_s, word_error_rate
+from tests.support.tools import needs_tools
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.timeout(240),
-    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+    needs_tools("tmux", why="a real terminal for `whisp record`"),
 ]
 
 REPEAT_DELAY_S = 0.5
@@ -87,10 +90,21 @@ class Pane:
 def pane(tmp_path: Path) -> Iterator[Pane]:
     socket = tmp_path / "tmux.sock"
     pane = Pane(socket, f"whisp-{uuid.uuid4().hex[:8]}")
-    yield pane
-    subprocess.run(
-        ["tmux", "-S", str(socket), "kill-server"], capture_output=True, timeout=10, check=False
-    )
+    try:
+        yield pane
+    finally:
+        # Each pane leads its own process group (its shell and `whisp record`): note them,
+        # end the server, then SIGKILL whatever of those groups outlived the hang-up.
+        listed = subprocess.run(
+            ["tmux", "-S", str(socket), "list-panes", "-a", "-F", "#{pane_pid}"],
+            capture_output=True, text=True, timeout=10, check=False,
+        )  # fmt: skip
+        subprocess.run(
+            ["tmux", "-S", str(socket), "kill-server"], capture_output=True, timeout=10, check=False
+        )
+        for pid in listed.stdout.split() if listed.returncode == 0 else []:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(int(pid), signal.SIGKILL)
 
 
 def start_record(pane: Pane, stack: DeskStack, clip: Path, timings: Path, *extra: str) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -36,10 +35,15 @@ from tests.support.speech import (
     word_error_rate,
     write_wav,
 )
+from tests.support.tools import needs_tools, require_tool
 
-pytestmark = pytest.mark.e2e
+# Checked before any fixture: without Debian's chromium no stack is booted for nothing
+# (a skip locally, a failure under CI=true).
+pytestmark = [
+    pytest.mark.e2e,
+    needs_tools("chromium", why="Debian's chromium, driven by Playwright"),
+]
 
-CHROMIUM = shutil.which("chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 CLIP_ID = "late-for-dinner"  # 14 words, 4.6 s; tiny.en gets it word-perfect from the WAV
@@ -138,14 +142,13 @@ def spoken_clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Utterance, Pa
 
 @pytest.fixture(scope="module")
 def browser(spoken_clip: tuple[Utterance, Path]) -> Iterator[object]:
-    if CHROMIUM is None:
-        pytest.skip("Debian's chromium is not installed")
+    chromium = require_tool("chromium", "Debian's chromium, driven by Playwright")
     from playwright.sync_api import sync_playwright
 
     _utterance, wav_path = spoken_clip
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
+            executable_path=chromium,
             headless=True,
             args=[
                 "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -201,8 +204,9 @@ def _hold(page, seconds: float, *, touch: bool, while_held) -> None:  # type: ig
 
 @pytest.mark.parametrize("device", ["desktop", "phone"])
 def test_sign_in_hold_to_talk_see_transcript_and_answer(
-    stack: Stack, browser, spoken_clip: tuple[Utterance, Path], device: str
+    browser, stack: Stack, spoken_clip: tuple[Utterance, Path], device: str
 ) -> None:
+    # `browser` before `stack`: Chromium is launched (or fails) before the stack boots.
     utterance, wav_path = spoken_clip
     shots = ARTIFACTS / device
     shots.mkdir(parents=True, exist_ok=True)

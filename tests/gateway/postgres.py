@@ -9,11 +9,13 @@ listening on 127.0.0.1 only (never the machine's own 5432). As root the binaries
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
 import os
 import pwd
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
 import uuid
@@ -103,9 +105,22 @@ class PostgresCluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def stop(self) -> None:
-        if (self.data / "postmaster.pid").exists():
-            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(self.root, ignore_errors=True)
+        """`pg_ctl stop`; if that fails (or the server hangs), SIGKILL the postmaster's
+        process group (pg_ctl starts it in a session of its own, its backends with it)."""
+        try:
+            if (self.data / "postmaster.pid").exists():
+                self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        finally:
+            self._kill_postmaster()
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def _kill_postmaster(self) -> None:
+        try:
+            pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return  # stopped cleanly (pg_ctl removes the file), or never started
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
 
 
 class PostgresProvider:

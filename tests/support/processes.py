@@ -5,7 +5,9 @@
   the test's own environment on top of what `whisp up` gives it, logging to
   `LOG_DIR/<name>.log`; started when every `/readyz` answers 200. On exit, and on every
   failure path (a service that dies or never gets ready, a spawn that fails part way), each
-  child's whole process group gets SIGTERM, then SIGKILL after a timeout.
+  child's whole process group gets SIGTERM, then SIGKILL after a timeout. Faults on purpose:
+  `kill(name)` (SIGKILL the group, as a crash), `restart(name)` (the same spec again: same
+  port, a new PID), `add(spec, ready=False)` (one more, e.g. one that never gets ready).
 - `service(kind, ...)`: the launcher's `ServiceSpec` for one service on a free port.
 - `WhispUp`: `whisp up` itself as a child process, as a person runs it: wait for its
   banner, Ctrl+C (SIGINT) to stop; if it does not stop in time, it and every service it
@@ -29,6 +31,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+import httpx
+
 from whisp_cli.redis_server import free_port
 from whisp_cli.stack import (
     STOP_TIMEOUT_S,
@@ -36,6 +40,7 @@ from whisp_cli.stack import (
     Stack,
     StackError,
     plan,
+    signal_group,
     stop_processes,
 )
 
@@ -184,6 +189,56 @@ class Services:
     def stop(self) -> None:
         """Every process group: SIGTERM, SIGKILL after `stop_timeout`; safe to call twice."""
         self.stack.stop(self.stop_timeout)
+
+    def kill(self, name: str) -> int:
+        """SIGKILL `name`'s whole process group, as a crash would (no shutdown: what it had
+        in hand stays pending); waits for it; its exit code (-9)."""
+        proc = self._running[name].process
+        signal_group(proc, signal.SIGKILL)
+        return proc.wait()
+
+    def restart(self, name: str, timeout: float | None = None) -> ServiceProcess:
+        """`name` again from its spec (same port and environment, a new PID) once it has
+        ended (`kill` or `stop` it first); returns when its `/readyz` answers 200."""
+        old = self._running[name]
+        if old.returncode is None:
+            raise ServiceError(f"{name} is still running (pid {old.pid}): stop or kill it first")
+        return self.add(old.spec, timeout=timeout)
+
+    def add(
+        self, spec: ServiceSpec, *, ready: bool = True, timeout: float | None = None
+    ) -> ServiceProcess:
+        """Spawn `spec` beside the others (`stop()` stops it with them); with `ready`, wait
+        until its `/readyz` answers 200 (a ServiceError with its log if it exits first or
+        takes longer than `timeout`, default `ready_timeout`)."""
+        proc = self.stack.spawn(spec)
+        log = self.stack.log_path(spec.name)
+        assert log is not None
+        running = self._running[spec.name] = ServiceProcess(spec, proc, log, self.stop_timeout)
+        if ready:
+            self.wait_ready(spec.name, timeout)
+        return running
+
+    def wait_ready(self, name: str, timeout: float | None = None) -> float:
+        """Until `name`'s `/readyz` answers 200; the seconds it took (ServiceError, with its
+        log, if it exits first or is not ready within `timeout`)."""
+        service = self._running[name]
+        timeout = self.ready_timeout if timeout is None else timeout
+        started = time.monotonic()
+        with httpx.Client(timeout=1.0) as client:
+            while True:
+                if service.returncode is not None:
+                    problem = f"{name} exited with code {service.returncode}"
+                    break
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(f"{service.url}/readyz").status_code == 200:
+                        return time.monotonic() - started
+                if time.monotonic() - started > timeout:
+                    problem = f"{name} not ready after {timeout:.0f}s"
+                    break
+                time.sleep(0.1)
+        tail = "\n".join(service.log_text().splitlines()[-40:])
+        raise ServiceError(f"{problem}\n--- {service.log.name}\n{tail}")
 
     def __getitem__(self, name: str) -> ServiceProcess:
         return self._running[name]
