@@ -16,7 +16,8 @@ no SSE id repeats on a stream; each transcript is the sentence its own clip spok
 
 Reported in tests/bench/results/gateway_load.json (+ gateway_load.png): upload request
 time, upload accepted -> the transcribed snapshot on the SSE stream, upload start -> transcript,
-the worker's own processing time, p50/p90/p99, and throughput.
+the worker's own processing time, p50/p90/p99, throughput, and each service's resident
+memory before and after (asserted to stay within 2.5x or +RSS_GROWTH_MB).
 
 Bounded: loopback only, fixed numbers, hard timeouts, the stack stopped with SIGINT in
 `finally`. On 2 cores the run is transcription-bound (~2.5 min in all: the stack starts in
@@ -42,7 +43,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.bench._procs import CpuWatch
+from tests.bench._procs import CpuWatch, vm_status_mb
 from tests.support.processes import WhispUp
 from tests.support.speech import SENTENCES, duration_s, synthesize, word_error_rate
 from whisp_gateway.repository import SqlRepository
@@ -61,6 +62,8 @@ CONNECT_TIMEOUT_S = 30.0
 DELIVERY_TIMEOUT_S = 150.0  # after the last upload was accepted
 STALL_S = 30.0
 SETTLE_S = 2.0  # listen on after the last expected event: a late duplicate would show
+RSS_GROWTH_MB = 250
+"""The most a service may grow during the run (workers warm their model's arenas)."""
 RESULTS = Path(__file__).parent / "results"
 INHERIT_NOT = ("REDIS_URL", "DATABASE_URL")  # the stack runs its own Redis and database
 
@@ -258,6 +261,7 @@ async def test_100_users_upload_and_stream(tmp_path: Path) -> None:
             pids = [int(p) for p in re.findall(r"^\W*\S+\s+\W*(\d+)\s", banner, re.M)]
             cpu = CpuWatch([stack.pid, *pids])  # ours: this process and the stack
             cpu_before = cpu.snapshot()
+            rss_before = {pid: vm_status_mb(pid)["VmRSS"] for pid in pids}
 
             t0 = time.monotonic()
             await asyncio.wait_for(
@@ -292,6 +296,7 @@ async def test_100_users_upload_and_stream(tmp_path: Path) -> None:
             all_delivered = time.monotonic()
             await asyncio.sleep(SETTLE_S)
             cpu_others = cpu.others_cores(cpu_before)
+            rss_after = {pid: vm_status_mb(pid)["VmRSS"] for pid in pids}
             # Anything still missing: stored by the gateway (lost on the way to the
             # client) or not (still queued or dropped before the gateway)?
             stored_but_not_streamed = []
@@ -383,6 +388,9 @@ async def test_100_users_upload_and_stream(tmp_path: Path) -> None:
             "cpus": os.cpu_count(),
             "stack_start_s": round(stack_start_s, 1),
             "cpu_cores_taken_by_other_programs": cpu_others,
+            "rss_mb_before_after_by_pid": {
+                str(pid): [rss_before[pid], rss_after[pid]] for pid in rss_before
+            },
         },
         "uploads": {
             "sent": len(all_uploads),
@@ -434,6 +442,8 @@ async def test_100_users_upload_and_stream(tmp_path: Path) -> None:
     print(json.dumps(result, indent=2))
 
     assert failed_uploads == []
+    for pid, before in rss_before.items():  # every service's memory stays bounded
+        assert rss_after[pid] <= max(2.5 * before, before + RSS_GROWTH_MB), (pid, before)
     assert misdelivered == [], misdelivered[:10]
     assert duplicates == [], duplicates[:10]
     assert lost_transcripts == [], f"{len(lost_transcripts)} transcripts never arrived"

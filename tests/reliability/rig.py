@@ -120,6 +120,13 @@ def private_redis(folder: Path, persist: bool = False) -> Iterator[RedisServer]:
         server.close()
 
 
+def sigterm_redis(server: RedisServer) -> None:
+    """A graceful stop (SIGTERM: Redis flushes its AOF and exits), as a restart by ops."""
+    assert server.process is not None
+    signal_group(server.process, signal.SIGTERM)
+    server.process.wait(timeout=15)
+
+
 def sigkill_redis(server: RedisServer) -> None:
     """SIGKILL the server's process group (no shutdown, no final AOF write)."""
     assert server.process is not None

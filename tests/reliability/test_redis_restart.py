@@ -1,9 +1,10 @@
-"""SIGKILL Redis under upload load and start it again from its AOF: nothing accepted is lost,
-every refusal is a clean 503, and readiness follows Redis.
+"""Stop Redis under upload load (a crash, then a graceful restart) and start it again from its
+AOF: nothing accepted is lost, every refusal is a clean 503, and readiness follows Redis.
 
 The stack: a private redis-server with `appendonly yes` (`appendfsync always`) in a temp
 folder, the audio service, two workers and the gateway. Two client threads upload a short
-spoken clip through the gateway all along. Each cycle SIGKILLs Redis (its process group),
+spoken clip through the gateway all along. Each cycle stops Redis — SIGKILL of its process
+group on even cycles, SIGTERM (a graceful shutdown that flushes the AOF) on odd ones —
 keeps it away for `OUTAGE_S` while polling every service's `/readyz`, starts it again on the
 same port from the same folder, and waits until every service is ready again.
 
@@ -40,6 +41,7 @@ from tests.reliability.rig import (
     readyz,
     services,
     sigkill_redis,
+    sigterm_redis,
     wait_until,
     write_config,
 )
@@ -130,9 +132,10 @@ def test_redis_sigkill_and_aof_restart_under_upload_load(
                 thread.start()
             outages: list[dict[str, Any]] = []
             try:
-                for _cycle in range(CYCLES):
+                for cycle in range(CYCLES):
                     time.sleep(LOAD_BEFORE_S)
-                    sigkill_redis(server)
+                    # Alternately a crash (SIGKILL) and a graceful restart (SIGTERM).
+                    (sigkill_redis if cycle % 2 == 0 else sigterm_redis)(server)
                     killed = time.monotonic()
                     seen: dict[str, Counter[tuple[int, bool | None]]] = {
                         name: Counter() for name in urls
@@ -226,7 +229,8 @@ def test_redis_sigkill_and_aof_restart_under_upload_load(
     # client retries and gets a second transcript. Counted, not failed: at-least-once.
     phantoms = len(set(ready) - set(accepted))
     print(
-        f"\n[redis-restart] {CYCLES} SIGKILL+AOF restarts, {len(accepted)} uploads accepted "
+        f"\n[redis-restart] {CYCLES} stops (SIGKILL/SIGTERM) + AOF restarts, "
+        f"{len(accepted)} uploads accepted "
         f"(all transcribed once), {len(load.refused)} refused {dict(codes)} "
         f"({phantoms} of them transcribed anyway), "
         f"ready again after {[o['ready_again_s'] for o in outages]} s, "

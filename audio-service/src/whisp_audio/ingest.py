@@ -2,8 +2,9 @@
 
 Uploads and device recordings both end here, so they are stored, named and announced
 alike. Publishing comes last: an event never points at audio that is not on disk. If
-the publish fails the stored files are removed again, so a refused request leaves
-nothing behind — neither an event nor an orphaned file.
+the publish certainly did not happen (Redis refused the connection) the stored files are
+removed again, so a refused request leaves nothing behind; if it may have happened (the
+connection broke mid-command) the files stay, so the event never points at nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from whisp_audio import metrics
 from whisp_audio.errors import BusUnavailable
@@ -53,6 +56,14 @@ def public_base_url(settings: AudioSettings) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{settings.port}"
+
+
+def never_sent(exc: BaseException) -> bool:
+    """Redis could not even be connected to, so the XADD was never written. redis-py says
+    so only in its message ("Error 111 connecting to …", "Timeout connecting to server")."""
+    return isinstance(exc, RedisConnectionError | RedisTimeoutError) and (
+        "connecting to" in str(exc)
+    )
 
 
 class Ingest:
@@ -105,11 +116,18 @@ class Ingest:
         try:
             await self.bus.publish(RECORDINGS, event)
         except Exception as exc:
-            await asyncio.to_thread(self.store.delete, recording_id)
             log.error("publishing a recording failed", error=str(exc), recording_id=recording_id)
+            if never_sent(exc):
+                await asyncio.to_thread(self.store.delete, recording_id)
+                raise BusUnavailable(
+                    "the recording could not be queued for transcription (message bus "
+                    "unreachable); nothing was kept, please try again"
+                ) from exc
+            # The XADD may have landed before the answer was lost: keep the audio (retention
+            # removes it in time), or a worker would find its event and no file.
             raise BusUnavailable(
-                "the recording could not be queued for transcription (message bus "
-                "unreachable); nothing was kept, please try again"
+                "the message bus went away while queuing the recording; it may still be "
+                "transcribed (check your history before sending it again)"
             ) from exc
         metrics.PUBLISHED.labels(source).inc()
         metrics.RECORDED_SECONDS.labels(source).inc(duration_s)
