@@ -196,18 +196,19 @@ def test_up_restarts_a_killed_worker_and_leaves_the_others_running(tmp_path: Pat
 
 
 def test_up_gives_up_on_a_service_that_always_crashes_and_keeps_the_rest(tmp_path: Path) -> None:
-    # The worker's model cannot load: it exits at every start.
-    env = {"WHISP_TRANSCRIPTION__FASTER_WHISPER__MODEL": str(tmp_path / "no-such-model")}
+    # A bad setting: the worker exits at every start (one whose model cannot load stays up,
+    # not ready, and takes no work — tests/reliability/test_bad_model.py).
+    env = {"WHISP_TRANSCRIPTION__ENGINE": "no-such-engine"}
     up = _start(tmp_path, 1, unset=("REDIS_URL",), env=env)
     try:
         banner = up.wait_up()
         for attempt, delay in enumerate(["0.5", "1", "2", "4"], start=1):
             assert (
-                f"transcription-1 exited with code 3; restarting in {delay} s "
+                f"transcription-1 exited with code 1; restarting in {delay} s "
                 f"(attempt {attempt} of 4)" in banner
             ), banner
         assert re.search(
-            r"transcription-1 exited with code 3; it exited 5 times in a row before staying up "
+            r"transcription-1 exited with code 1; it exited 5 times in a row before staying up "
             r"60 s: giving up on it; "
             r"the other services keep serving \(its log: .*transcription-1\.log\)", banner
         ), banner  # fmt: skip
