@@ -6,7 +6,6 @@ it still installs the shared error handlers, so even a wrong path gets the one e
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,12 +19,13 @@ from whisp_transcription import metrics
 from whisp_transcription.consumer import Transcriber
 from whisp_transcription.engines.base import Engine
 from whisp_transcription.fetch import AudioFetcher
+from whisp_transcription.model_thread import ModelThread
 from whisp_transcription.settings import TranscriptionSettings
 
 log = get_logger(__name__)
 
 
-def build_engine(settings: TranscriptionSettings) -> Engine:
+def build_engine(settings: TranscriptionSettings, thread: ModelThread) -> Engine:
     """The configured engine, imported only when chosen (each pulls in a heavy SDK)."""
     if settings.engine == "openai":
         from whisp_transcription.engines.openai_engine import OpenAIEngine  # noqa: PLC0415
@@ -35,7 +35,7 @@ def build_engine(settings: TranscriptionSettings) -> Engine:
         FasterWhisperEngine,
     )
 
-    return FasterWhisperEngine(settings.faster_whisper)
+    return FasterWhisperEngine(settings.faster_whisper, thread)
 
 
 def create_app(
@@ -45,20 +45,21 @@ def create_app(
 ) -> FastAPI:
     settings = settings or TranscriptionSettings()
     bus = bus or EventBus(BusSettings())
-    engine = engine or build_engine(settings)
+    thread = ModelThread(settings.max_concurrency)
+    engine = engine or build_engine(settings, thread)
     fetcher = AudioFetcher(
         settings.audio_dir,
         settings.max_audio_bytes,
         settings.fetch_timeout_s,
         settings.audio_service_token,
     )
-    transcriber = Transcriber(engine, fetcher, settings)
+    transcriber = Transcriber(engine, fetcher, settings, thread)
     state = {"model_ready": False}
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         try:
-            await asyncio.to_thread(engine.load)
+            await thread.run(engine.load)
         except Exception as exc:  # missing, damaged, unreadable: the same for ops
             # Stay up and say why (/readyz: model false) rather than exit and be restarted
             # into the same failure; take no work, so the healthy workers get all of it.
@@ -80,6 +81,7 @@ def create_app(
                 yield
         finally:
             await fetcher.aclose()
+            thread.shutdown()
 
     async def model_ready() -> bool:
         return state["model_ready"]

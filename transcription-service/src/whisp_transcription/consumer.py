@@ -3,8 +3,8 @@
 Acks, redelivery, idempotency by `recording_id` and the dead-letter path are the bus's
 (`whisp_shared.bus`); the handler here only returns the transcript or raises one of
 `whisp_transcription.errors`, whose `retryable` flag the bus acts on. Blocking work
-(decoding, the model) runs in threads so the event loop keeps heartbeating the entry; a
-semaphore bounds clips in flight per process.
+(decoding, the model) runs on the model thread (`ModelThread`) so the event loop keeps
+heartbeating the entry; a semaphore bounds clips in flight per process.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from whisp_shared.streams import RECORDINGS, TRANSCRIBERS_GROUP, TRANSCRIPTS
 from whisp_transcription import metrics
 from whisp_transcription.engines.base import Clip, Engine, TranscribeOptions
 from whisp_transcription.fetch import AudioFetcher
+from whisp_transcription.model_thread import ModelThread
 from whisp_transcription.settings import TranscriptionSettings
 
 log = get_logger(__name__)
@@ -45,9 +46,14 @@ class Transcriber:
     """One process's share of the `transcribers` group: fetch, decode, transcribe."""
 
     def __init__(
-        self, engine: Engine, fetcher: AudioFetcher, settings: TranscriptionSettings
+        self,
+        engine: Engine,
+        fetcher: AudioFetcher,
+        settings: TranscriptionSettings,
+        thread: ModelThread,
     ) -> None:
         self.engine = engine
+        self.thread = thread
         self.fetcher = fetcher
         self.settings = settings
         self._slots = asyncio.Semaphore(settings.max_concurrency)
@@ -73,7 +79,7 @@ class Transcriber:
             self._in_flight += 1
             try:
                 raw = await self.fetcher.fetch(event.audio_uri)
-                samples = await asyncio.to_thread(
+                samples = await self.thread.run(
                     decode_audio, raw, max_seconds=self.settings.max_audio_s
                 )
                 media = event.content_type.split(";")[0].strip()
@@ -123,7 +129,7 @@ class Transcriber:
             await asyncio.sleep(min(idle_s / 4, 5.0))
             idle = time.monotonic() - self._last_used
             if self.engine.loaded and not self._in_flight and idle >= idle_s:
-                await asyncio.to_thread(self.engine.unload)
+                await self.thread.run(self.engine.unload)
                 metrics.MODEL_LOADED.set(0)
                 log.info("model unloaded after idle", idle_s=round(idle, 1))
 

@@ -26,6 +26,11 @@ REAL_TIME_FACTOR = Histogram(
     "Processing time divided by audio duration.",
     buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2),
 )
+DECODE_PATH = Counter(
+    "whisp_transcription_decode_path_total",
+    "Clips by decode path (short window, full 30-s, none for silence) and why.",
+    ["path", "reason"],
+)
 AUDIO_SECONDS = Counter("whisp_transcription_audio_seconds_total", "Audio transcribed.")
 QUEUE_LAG = Gauge(
     "whisp_transcription_queue_lag",

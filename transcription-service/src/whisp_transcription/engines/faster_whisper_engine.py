@@ -1,34 +1,50 @@
 """faster-whisper (CTranslate2) on this machine's CPU: the offline default engine.
 
-Whisper invents words on silence and noise, so four guards keep it honest: a loudness
-floor checked before the model runs, Silero VAD (`vad_filter`), per-segment
-`no_speech_prob`/`avg_logprob` thresholds, and `condition_on_previous_text=False` so one
+Clips whose speech fits a short window (push-to-talk: most of them) are decoded on a
+window the size of the speech (`short_window`); longer ones, and any short pass a guard
+does not trust, go through faster-whisper's own chunked 30-s `transcribe()`.
+
+Whisper invents words on silence and noise, so four guards keep it honest on both paths: a
+loudness floor checked before the model runs, Silero VAD (`vad_filter`), the
+`no_speech_prob`/`avg_logprob` rule, and `condition_on_previous_text=False` so one
 hallucination cannot seed the next.
+
+Everything that touches the model runs on the worker's model thread (`ModelThread`):
+CTranslate2 and numpy buffers allocated from many threads spread over glibc arenas and
+kept the worker ~50 MB above its memory target.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 from typing import TYPE_CHECKING, Any
 
 from whisp_shared.audio import rms_dbfs
 from whisp_shared.events import Segment, Word
+from whisp_shared.logs import get_logger
+from whisp_transcription import metrics
 from whisp_transcription.engines.base import Clip, TranscribeOptions, Transcription
+from whisp_transcription.engines.short_window import ShortResult, ShortWindowDecoder
+from whisp_transcription.engines.speech import Speech
 from whisp_transcription.model_files import resolve_model
+from whisp_transcription.model_thread import ModelThread
 from whisp_transcription.settings import FasterWhisperSettings
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
+log = get_logger(__name__)
+
 
 class FasterWhisperEngine:
     name = "faster-whisper"
 
-    def __init__(self, settings: FasterWhisperSettings) -> None:
+    def __init__(self, settings: FasterWhisperSettings, thread: ModelThread | None = None) -> None:
         self.settings = settings
+        self.thread = thread or ModelThread(settings.num_workers)
         self._model: WhisperModel | None = None
+        self._short: ShortWindowDecoder | None = None
         self._lock = threading.Lock()
 
     @property
@@ -56,29 +72,75 @@ class FasterWhisperEngine:
                 num_workers=s.num_workers,
                 local_files_only=not s.allow_download,
             )
+            self._short = ShortWindowDecoder(self._model, s)
 
     def unload(self) -> None:
         with self._lock:
             self._model = None
+            self._short = None
 
     @property
     def multilingual(self) -> bool:
         return bool(self._model and self._model.model.is_multilingual)
 
     async def transcribe(self, clip: Clip, options: TranscribeOptions) -> Transcription:
-        return await asyncio.to_thread(self.transcribe_sync, clip, options)
+        return await self.thread.run(self.transcribe_sync, clip, options)
 
     def transcribe_sync(self, clip: Clip, options: TranscribeOptions) -> Transcription:
         """Blocking transcription; the async wrapper keeps the event loop (and heartbeats) free."""
         self.load()
+        assert self._model is not None
+        assert self._short is not None
+        s = self.settings
+        language = options.language or s.language
+        if not self._model.model.is_multilingual:
+            language = "en"
+        if rms_dbfs(clip.samples) < s.min_rms_dbfs:
+            metrics.DECODE_PATH.labels("none", "quiet").inc()
+            return Transcription(text="", language=language)
+        speech = Speech.find(clip.samples, s.vad_filter)
+        if not speech.chunks:
+            metrics.DECODE_PATH.labels("none", "no_speech").inc()
+            return Transcription(text="", language=language)
+        reason = self._full_path_reason(speech, options)
+        if reason is None:
+            outcome = self._short.decode(
+                speech.samples,
+                language,
+                options.prompt or s.initial_prompt,
+                options.word_timestamps or s.word_timestamps,
+            )
+            if isinstance(outcome, ShortResult):
+                metrics.DECODE_PATH.labels("short", outcome.empty_reason or "ok").inc()
+                return Transcription(
+                    text=outcome.text,
+                    language=outcome.language,
+                    segments=[speech.restore(seg) for seg in outcome.segments],
+                )
+            log.info(
+                "short window not trusted; full path", guard=outcome.reason, detail=outcome.detail
+            )
+            reason = f"fallback_{outcome.reason}"
+        metrics.DECODE_PATH.labels("full", reason).inc()
+        return self._transcribe_full(clip, options, language)
+
+    def _full_path_reason(self, speech: Speech, options: TranscribeOptions) -> str | None:
+        """Why this clip cannot take the short window (None: it can)."""
+        window = self.settings.short_window
+        if not window.enabled:
+            return "disabled"
+        if speech.duration_s > window.max_s:
+            return "long"
+        if options.temperature:
+            return "temperature"
+        return None
+
+    def _transcribe_full(
+        self, clip: Clip, options: TranscribeOptions, language: str | None
+    ) -> Transcription:
         model = self._model
         assert model is not None
         s = self.settings
-        language = options.language or s.language
-        if not model.model.is_multilingual:
-            language = "en"
-        if rms_dbfs(clip.samples) < s.min_rms_dbfs:
-            return Transcription(text="", language=language)
         words = options.word_timestamps or s.word_timestamps
         segments, info = model.transcribe(
             clip.samples,

@@ -1,0 +1,300 @@
+"""Whisper on a window the size of the clip, not 30 seconds.
+
+faster-whisper's `transcribe()` pads every input to 3000 mel frames, so a 5-s push-to-talk
+clip costs as much to encode (and, through cross-attention, to decode) as a 30-s one.
+CTranslate2 accepts shorter encoder inputs: here the speech is encoded with a margin of
+silence after it and decoded greedily in one pass, which is 3-5x faster on such clips.
+
+A short window has known failure modes — with too little trailing silence the decoder
+loops ("all all all…"), and short inputs cost some models accuracy — so every pass is
+checked (token cap, compression ratio, repeated n-grams, timestamps inside the window, a
+confident language detection) and any trip returns a `Fallback` naming the guard: the
+engine then runs the full 30-s path, which has Whisper's temperature fallback. Silence is not a trip: a pass that
+Whisper itself would call silence (`no_speech_prob` high *and* confidence low) is empty.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+import zlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from whisp_shared.events import Segment, Word
+from whisp_transcription.engines.base import SAMPLE_RATE
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+    from faster_whisper.tokenizer import Tokenizer
+
+    from whisp_transcription.settings import FasterWhisperSettings
+
+MIN_MARGIN_FRAMES: Final = 100
+"""1 s of mel frames after the speech: with 0.2 s the decoder looped on 2 of 4 clips."""
+MIN_WINDOW_FRAMES: Final = 200
+"""2 s in all, however short the clip: a click must not become a 0.3-s encoder input."""
+FRAMES_PER_SECOND: Final = 100
+TOKEN_SLACK: Final = 16
+"""Tokens allowed beyond the per-second cap (a timestamp pair, a short clip's punctuation)."""
+TIME_PRECISION: Final = 0.02
+MAX_INITIAL_TIMESTAMP_S: Final = 1.0
+COMPRESSION_RATIO_LIMIT: Final = 2.4
+"""Whisper's own threshold for "too repetitive"."""
+LANGUAGE_CONFIDENCE: Final = 0.5
+"""`transcribe()`'s own detection threshold. Below it the short window is not trusted to
+tell languages apart (an espeak German clip: en 0.42 / de 0.30 short, de 0.41 / en 0.40 on
+30 s), so the full path detects on its 30-s window."""
+REPEATS_LIMIT: Final = 4
+"""The same 1-6 word phrase this many times in a row is a loop, not dictation."""
+_REPEATED_PHRASE = re.compile(rf"\b((?:\S+\s+){{0,5}}?\S+)(?:\s+\1\b){{{REPEATS_LIMIT - 1},}}")
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """Why the short window was not trusted; the engine runs the full path instead."""
+
+    reason: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ShortResult:
+    text: str
+    language: str
+    segments: list[Segment]
+    empty_reason: str | None = None
+    """Set when the pass decided the clip is silence (`no_speech`)."""
+
+
+def window_frames(speech_frames: int, margin_frames: int) -> int:
+    """Encoder input length: the speech, at least the minimum margin, at least the minimum
+    window — whatever the configuration asks for."""
+    return max(speech_frames + max(margin_frames, MIN_MARGIN_FRAMES), MIN_WINDOW_FRAMES)
+
+
+def token_cap(duration_s: float, tokens_per_s: float) -> int:
+    return math.ceil(duration_s * tokens_per_s) + TOKEN_SLACK
+
+
+def compression_ratio(text: str) -> float:
+    raw = text.encode()
+    return len(raw) / len(zlib.compress(raw)) if raw else 0.0
+
+
+def has_repeated_phrase(text: str) -> bool:
+    return _REPEATED_PHRASE.search(text.lower()) is not None
+
+
+@dataclass(frozen=True)
+class Pass:
+    """What one short-window decode wrote, before anyone trusts it."""
+
+    tokens: list[int]
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+
+    def is_silence(self, no_speech_threshold: float, log_prob_threshold: float) -> bool:
+        """Whisper's own rule (as `transcribe()` applies it): likely silence *and* unsure."""
+        return self.no_speech_prob > no_speech_threshold and self.avg_logprob < log_prob_threshold
+
+
+def judge(decoded: Pass, cap: int, pieces: list[dict[str, Any]] | None) -> Fallback | None:
+    """The guards, in order; None when the pass can be trusted. A loop usually also runs
+    into the token cap: it is reported as the loop it is.
+
+    Low confidence alone is not a trip: on German and French clips with Whisper base the
+    full path's temperature fallback returned the same text at 7-10x the cost.
+    """
+    ratio = compression_ratio(decoded.text)
+    if ratio > COMPRESSION_RATIO_LIMIT:
+        return Fallback("compression", f"ratio {ratio:.2f}")
+    if has_repeated_phrase(decoded.text):
+        return Fallback("repetition", decoded.text[-80:])
+    if len(decoded.tokens) >= cap:
+        return Fallback("token_cap", f"{len(decoded.tokens)} tokens, cap {cap}")
+    if pieces is None:
+        return Fallback("timestamps", "a timestamp past the window")
+    return None
+
+
+class ShortWindowDecoder:
+    """One model's short-window pass; built per load, used from the model thread only."""
+
+    def __init__(self, model: WhisperModel, settings: FasterWhisperSettings) -> None:
+        self.model = model
+        self.settings = settings
+        self._tokenizers: dict[str, Tokenizer] = {}
+
+    def decode(
+        self,
+        speech: npt.NDArray[np.float32],
+        language: str | None,
+        prompt: str | None,
+        words: bool,
+    ) -> ShortResult | Fallback:
+        """Transcribe `speech` (VAD-trimmed samples) in one short pass, or say why not."""
+        model = self.model
+        window = self.settings.short_window
+        duration_s = len(speech) / SAMPLE_RATE
+        # The extractor yields one frame too many (the STFT's centred last hop).
+        features = model.feature_extractor(speech)[:, :-1]
+        speech_frames = features.shape[-1]
+        total = window_frames(speech_frames, round(window.margin_s * FRAMES_PER_SECOND))
+        # Zero *features* (not zero samples): 1 s of zero audio made one clip loop.
+        encoder_output = model.encode(np.pad(features, ((0, 0), (0, total - speech_frames))))
+        if language is None:
+            language, probability = self._detect_language(encoder_output)
+            if probability < LANGUAGE_CONFIDENCE:
+                return Fallback("language", f"{language} at {probability:.2f}")
+        tokenizer = self._tokenizer(language)
+        timestamps = window.timestamps or words
+        prompt_ids = self._prompt(tokenizer, prompt, timestamps)
+        # CTranslate2 lets Whisper write min(max_length / 2, max_length - prompt) tokens
+        # (whisper.cc; CTranslate2 #1856), so at most half the 448-token context.
+        cap = min(token_cap(duration_s, window.max_tokens_per_s), model.max_length // 2)
+        if len(prompt_ids) + cap > model.max_length:
+            return Fallback("prompt_too_long", f"{len(prompt_ids)} prompt tokens")
+        result = model.model.generate(
+            encoder_output,
+            [prompt_ids],
+            beam_size=1,
+            max_length=max(2 * cap, len(prompt_ids) + cap),
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=_suppressed(tokenizer),
+            max_initial_timestamp_index=round(MAX_INITIAL_TIMESTAMP_S / TIME_PRECISION),
+        )[0]
+        tokens: list[int] = list(result.sequences_ids[0])
+        decoded = Pass(
+            tokens=tokens,
+            text=tokenizer.decode(tokens).strip(),
+            avg_logprob=result.scores[0] * len(tokens) / (len(tokens) + 1),
+            no_speech_prob=result.no_speech_prob,
+        )
+        if decoded.is_silence(self.settings.no_speech_threshold, self.settings.log_prob_threshold):
+            return ShortResult("", language, [], empty_reason="no_speech")
+        pieces = (
+            split_by_timestamps(tokens, tokenizer.timestamp_begin, duration_s)
+            if timestamps
+            else [{"seek": 0, "start": 0.0, "end": duration_s, "tokens": tokens}]
+        )
+        tripped = judge(decoded, cap, pieces)
+        if tripped is not None:
+            return tripped
+        assert pieces is not None  # judge trips on None
+        if words:
+            self._add_words(pieces, tokenizer, encoder_output, speech_frames)
+        segments = [seg for seg in (_segment(p, tokenizer, words) for p in pieces) if seg.text]
+        return ShortResult(" ".join(seg.text for seg in segments), language, segments)
+
+    def _prompt(self, tokenizer: Tokenizer, prompt: str | None, timestamps: bool) -> list[int]:
+        """`transcribe()`'s prompt layout: the user's prompt as previous text, then the
+        start-of-transcript sequence."""
+        ids: list[int] = self.model.get_prompt(tokenizer, [], without_timestamps=not timestamps)
+        if not prompt:
+            return ids
+        previous = tokenizer.encode(" " + prompt.strip())[-(self.model.max_length // 2 - 1) :]
+        return [tokenizer.sot_prev, *previous, *ids]
+
+    def _detect_language(self, encoder_output: Any) -> tuple[str, float]:
+        if not self.model.model.is_multilingual:
+            return "en", 1.0
+        token, probability = self.model.model.detect_language(encoder_output)[0][0]
+        return str(token[2:-2]), float(probability)
+
+    def _tokenizer(self, language: str) -> Tokenizer:
+        from faster_whisper.tokenizer import Tokenizer  # noqa: PLC0415 (heavy; loaded with the model)
+
+        if language not in self._tokenizers:
+            self._tokenizers[language] = Tokenizer(
+                self.model.hf_tokenizer,
+                self.model.model.is_multilingual,
+                task="transcribe",
+                language=language,
+            )
+        return self._tokenizers[language]
+
+    def _add_words(
+        self, pieces: list[dict[str, Any]], tokenizer: Tokenizer, encoder_output: Any, frames: int
+    ) -> None:
+        """Cross-attention alignment on the same short encoder output (faster-whisper's own
+        word-timing routine; it only needs the speech's frame count)."""
+        defaults = inspect.signature(type(self.model).transcribe).parameters
+        self.model.add_word_timestamps(
+            [pieces],
+            tokenizer,
+            encoder_output,
+            frames,
+            defaults["prepend_punctuations"].default,
+            defaults["append_punctuations"].default,
+            0.0,
+        )
+
+
+def _suppressed(tokenizer: Tokenizer) -> list[int]:
+    """What `transcribe()` suppresses by default (`suppress_tokens=[-1]`): symbols and the
+    task/language tokens, so the short pass is held to the same rules."""
+    return sorted(
+        {
+            *tokenizer.non_speech_tokens,
+            tokenizer.transcribe,
+            tokenizer.translate,
+            tokenizer.sot,
+            tokenizer.sot_prev,
+            tokenizer.sot_lm,
+        }
+    )
+
+
+def split_by_timestamps(
+    tokens: list[int], timestamp_begin: int, duration_s: float
+) -> list[dict[str, Any]] | None:
+    """Segments from `<|t0|> text <|t1|><|t1'|> text <|t2|>`; None when a timestamp points
+    past the window (the decoder is guessing, not listening)."""
+    pieces: list[dict[str, Any]] = []
+    start: float | None = None
+    text_tokens: list[int] = []
+    for token in tokens:
+        if token < timestamp_begin:
+            text_tokens.append(token)
+            continue
+        time = (token - timestamp_begin) * TIME_PRECISION
+        if time > duration_s + MIN_MARGIN_FRAMES / FRAMES_PER_SECOND:
+            return None
+        if start is None:
+            start = time
+        elif text_tokens:
+            pieces.append({"seek": 0, "start": start, "end": time, "tokens": text_tokens})
+            start, text_tokens = None, []
+        else:
+            start = time
+    if text_tokens:  # no closing timestamp: the segment runs to the end of the speech
+        begin = start if start is not None else 0.0
+        pieces.append({"seek": 0, "start": begin, "end": duration_s, "tokens": text_tokens})
+    return pieces
+
+
+def _segment(piece: dict[str, Any], tokenizer: Tokenizer, words: bool) -> Segment:
+    return Segment(
+        start=round(piece["start"], 3),
+        end=round(max(piece["end"], piece["start"]), 3),
+        text=tokenizer.decode(piece["tokens"]).strip(),
+        words=[
+            Word(
+                start=round(w["start"], 3),
+                end=round(w["end"], 3),
+                word=w["word"].strip(),
+                probability=round(float(w["probability"]), 4),
+            )
+            for w in piece.get("words", [])
+        ]
+        if words
+        else None,
+    )
