@@ -109,3 +109,20 @@ def test_bad_audio_is_an_openai_error(client: OpenAI, tmp_path: Path) -> None:
         transcribe(client, junk)
     assert raised.value.status_code in (415, 422, 400)
     assert raised.value.body["code"] in ("unsupported_media_type", "undecodable_audio")  # type: ignore[index]
+
+
+def test_streamed_transcription_through_the_sdk(client: OpenAI, clip: tuple[str, Path]) -> None:
+    text, path = clip
+    assert {"gpt-4o-transcribe", "gpt-4o-mini-transcribe"} <= {
+        m.id for m in client.models.list().data
+    }
+    with path.open("rb") as fh:
+        events = list(
+            client.audio.transcriptions.create(model="gpt-4o-mini-transcribe", file=fh, stream=True)
+        )
+    kinds = [e.type for e in events]
+    assert kinds[-1] == "transcript.text.done"
+    assert kinds[:-1] and set(kinds[:-1]) == {"transcript.text.delta"}
+    done = events[-1]
+    assert "".join(e.delta for e in events[:-1]) == done.text  # type: ignore[union-attr]
+    assert word_error_rate(text, done.text) <= 0.25  # type: ignore[union-attr]

@@ -1,18 +1,25 @@
 """OpenAI's audio API on top of the same bus and workers: any OpenAI SDK works unchanged.
 
 `POST /v1/audio/transcriptions` accepts OpenAI's form (file, model, language, prompt,
-response_format, temperature, timestamp_granularities[]) and answers in the format
+response_format, temperature, timestamp_granularities[], stream) and answers in the format
 asked for; errors use OpenAI's `{"error": {...}}` shape (the shared handler renders every
 error under `/v1` that way) so SDKs raise the usual exceptions.
+
+Every model name OpenAI clients send is served by the local engine. With `stream=true`
+(ignored for `whisper-1`, as OpenAI does) the answer is SSE: a `transcript.text.delta` per
+segment, then `transcript.text.done`. A clip whose speech fits the short window is decoded
+in one pass, so its segments come together, right after it is transcribed.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
 from whisp_gateway.api.deps import AudioDep, HubDep, LimitedUser, SettingsDep
@@ -20,12 +27,14 @@ from whisp_gateway.api.recordings import UPLOAD_NOTES, submit_audio
 from whisp_gateway.api.responses import UPLOAD, errors
 from whisp_gateway.export import subtitles
 from whisp_shared.codes import ErrorCode
+from whisp_shared.events import Segment
 from whisp_shared.http_errors import STATUS_CODES, error_response
 from whisp_shared.options import RecordingOptions
 from whisp_shared.views import Transcript
 
 ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
-MODELS = ("whisper-1", "tiny.en")
+MODELS = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "tiny.en")
+"""What `/v1/models` lists: OpenAI's transcription model names, all served locally."""
 LANGUAGE_NAMES = {
     "en": "english",
     "de": "german",
@@ -112,6 +121,7 @@ async def create_transcription(
     timestamp_granularities: Annotated[
         list[Literal["word", "segment"]] | None, Form(alias="timestamp_granularities[]")
     ] = None,
+    stream: Annotated[bool, Form()] = False,
 ) -> Response:
     words = "word" in (timestamp_granularities or [])
     try:
@@ -127,7 +137,23 @@ async def create_transcription(
         return error_response(
             failure_status(code), code, transcript.error_message or "", openai=True
         )
+    if stream and model != "whisper-1":
+        return StreamingResponse(_stream_events(transcript), media_type="text/event-stream")
     return render(transcript, response_format, words)
+
+
+async def _stream_events(transcript: Transcript) -> AsyncIterator[str]:
+    """OpenAI's streamed transcription events (the SDK iterates them with `stream=True`)."""
+    segments = transcript.segments or [Segment(start=0, end=0, text=transcript.text)]
+    for n, segment in enumerate(s for s in segments if s.text):
+        piece = segment.text if n == 0 else " " + segment.text
+        yield _sse({"type": "transcript.text.delta", "delta": piece})
+    usage = {"type": "tokens", "input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+    yield _sse({"type": "transcript.text.done", "text": transcript.text, "usage": usage})
+
+
+def _sse(event: dict[str, Any]) -> str:
+    return f"data: {json.dumps(event)}\n\n"
 
 
 def _known(code: str | None) -> ErrorCode:
