@@ -26,6 +26,7 @@ from tests.support.speech import (
     word_error_rate,
     write_wav,
 )
+from whisp_shared.audio import decode_audio
 from whisp_shared.events import Segment, Word
 from whisp_transcription.engines.base import Clip, TranscribeOptions, Transcription
 from whisp_transcription.engines.faster_whisper_engine import FasterWhisperEngine
@@ -280,6 +281,18 @@ async def test_a_prompt_too_long_for_the_window_takes_the_full_path(
         make_engine(), clip_of(path), "fallback_prompt_too_long", prompt=prompt
     )
     assert word_error_rate(utt.text, result.text) <= 0.5
+
+
+async def test_speech_the_short_window_calls_silence_goes_to_the_full_path(
+    make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    # 2 s; on the short window no_speech_prob 0.64 with avg logprob -1.14 ("silence"),
+    # on the 30-s window 0.21: VAD heard speech, so the full path has the last word.
+    utt = Utterance("Pause the music.", "en+f3", 160, id="music")
+    raw = synthesize(utt, tmp_path).read_bytes()
+    clip = Clip(decode_audio(raw), raw, "audio/wav")  # as the worker reads it (the edge is fine)
+    result = await check_fallback(make_engine(), clip, "fallback_no_speech")
+    assert "music" in result.text.lower()
 
 
 async def test_long_speech_and_sampling_take_the_full_path(

@@ -18,8 +18,6 @@ class ShortWindowSettings(BaseModel):
     """Silence encoded after the speech; below 1 s the decoder loops on some clips."""
     max_tokens_per_s: float = Field(default=12.0, ge=4.0, le=40.0)
     """A pass writing more than this (plus a little slack) is looping: full path."""
-    timestamps: bool = True
-    """Decode with timestamp tokens, so segments (SRT, VTT, verbose_json) keep real times."""
 
 
 class FasterWhisperSettings(BaseModel):

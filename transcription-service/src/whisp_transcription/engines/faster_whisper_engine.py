@@ -20,6 +20,9 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
+
 from whisp_shared.audio import rms_dbfs
 from whisp_shared.events import Segment, Word
 from whisp_shared.logs import get_logger
@@ -111,7 +114,7 @@ class FasterWhisperEngine:
                 options.word_timestamps or s.word_timestamps,
             )
             if isinstance(outcome, ShortResult):
-                metrics.DECODE_PATH.labels("short", outcome.empty_reason or "ok").inc()
+                metrics.DECODE_PATH.labels("short", "ok").inc()
                 return Transcription(
                     text=outcome.text,
                     language=outcome.language,
@@ -123,6 +126,24 @@ class FasterWhisperEngine:
             reason = f"fallback_{outcome.reason}"
         metrics.DECODE_PATH.labels("full", reason).inc()
         return self._transcribe_full(clip, options, language)
+
+    def peek_sync(self, samples: npt.NDArray[np.float32], options: TranscribeOptions) -> str | None:
+        """What the audio so far seems to say, for a partial: one short pass and never the
+        full path (None when a guard does not trust it: the next partial may)."""
+        self.load()
+        assert self._short is not None
+        speech = Speech.find(samples, self.settings.vad_filter)
+        if not speech.chunks or rms_dbfs(samples) < self.settings.min_rms_dbfs:
+            return ""
+        if speech.duration_s > self.settings.short_window.max_s:
+            return None
+        outcome = self._short.decode(
+            speech.samples,
+            options.language or self.settings.language,
+            options.prompt or self.settings.initial_prompt,
+            words=False,
+        )
+        return outcome.text if isinstance(outcome, ShortResult) else None
 
     def _full_path_reason(self, speech: Speech, options: TranscribeOptions) -> str | None:
         """Why this clip cannot take the short window (None: it can)."""

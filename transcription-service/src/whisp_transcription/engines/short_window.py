@@ -8,9 +8,9 @@ silence after it and decoded greedily in one pass, which is 3-5x faster on such 
 A short window has known failure modes — with too little trailing silence the decoder
 loops ("all all all…"), and short inputs cost some models accuracy — so every pass is
 checked (token cap, compression ratio, repeated n-grams, timestamps inside the window, a
-confident language detection) and any trip returns a `Fallback` naming the guard: the
-engine then runs the full 30-s path, which has Whisper's temperature fallback. Silence is not a trip: a pass that
-Whisper itself would call silence (`no_speech_prob` high *and* confidence low) is empty.
+confident language detection, no "silence" verdict on what VAD called speech) and any trip
+returns a `Fallback` naming the guard: the engine then runs the full 30-s path, which has
+Whisper's temperature fallback and its own silence rule.
 """
 
 from __future__ import annotations
@@ -67,8 +67,6 @@ class ShortResult:
     text: str
     language: str
     segments: list[Segment]
-    empty_reason: str | None = None
-    """Set when the pass decided the clip is silence (`no_speech`)."""
 
 
 def window_frames(speech_frames: int, margin_frames: int) -> int:
@@ -138,7 +136,10 @@ class ShortWindowDecoder:
         prompt: str | None,
         words: bool,
     ) -> ShortResult | Fallback:
-        """Transcribe `speech` (VAD-trimmed samples) in one short pass, or say why not."""
+        """Transcribe `speech` (VAD-trimmed samples) in one short pass, or say why not.
+
+        Always with timestamp tokens: segments keep real times, and without them the pass
+        looped on a 2-s clip ("Open the garage door." to the token cap) for ~10 % saved."""
         model = self.model
         window = self.settings.short_window
         duration_s = len(speech) / SAMPLE_RATE
@@ -153,8 +154,7 @@ class ShortWindowDecoder:
             if probability < LANGUAGE_CONFIDENCE:
                 return Fallback("language", f"{language} at {probability:.2f}")
         tokenizer = self._tokenizer(language)
-        timestamps = window.timestamps or words
-        prompt_ids = self._prompt(tokenizer, prompt, timestamps)
+        prompt_ids = self._prompt(tokenizer, prompt)
         # CTranslate2 lets Whisper write min(max_length / 2, max_length - prompt) tokens
         # (whisper.cc; CTranslate2 #1856), so at most half the 448-token context.
         cap = min(token_cap(duration_s, window.max_tokens_per_s), model.max_length // 2)
@@ -179,12 +179,10 @@ class ShortWindowDecoder:
             no_speech_prob=result.no_speech_prob,
         )
         if decoded.is_silence(self.settings.no_speech_threshold, self.settings.log_prob_threshold):
-            return ShortResult("", language, [], empty_reason="no_speech")
-        pieces = (
-            split_by_timestamps(tokens, tokenizer.timestamp_begin, duration_s)
-            if timestamps
-            else [{"seek": 0, "start": 0.0, "end": duration_s, "tokens": tokens}]
-        )
+            # VAD heard speech: a short window is surer of silence than a 30-s one ("Pause
+            # the music.", 2 s: no_speech 0.64 here, 0.21 there), so the full path decides.
+            return Fallback("no_speech", f"no_speech_prob {decoded.no_speech_prob:.2f}")
+        pieces = split_by_timestamps(tokens, tokenizer.timestamp_begin, duration_s)
         tripped = judge(decoded, cap, pieces)
         if tripped is not None:
             return tripped
@@ -194,10 +192,10 @@ class ShortWindowDecoder:
         segments = [seg for seg in (_segment(p, tokenizer, words) for p in pieces) if seg.text]
         return ShortResult(" ".join(seg.text for seg in segments), language, segments)
 
-    def _prompt(self, tokenizer: Tokenizer, prompt: str | None, timestamps: bool) -> list[int]:
+    def _prompt(self, tokenizer: Tokenizer, prompt: str | None) -> list[int]:
         """`transcribe()`'s prompt layout: the user's prompt as previous text, then the
-        start-of-transcript sequence."""
-        ids: list[int] = self.model.get_prompt(tokenizer, [], without_timestamps=not timestamps)
+        start-of-transcript sequence (with timestamps)."""
+        ids: list[int] = self.model.get_prompt(tokenizer, [], without_timestamps=False)
         if not prompt:
             return ids
         previous = tokenizer.encode(" " + prompt.strip())[-(self.model.max_length // 2 - 1) :]
