@@ -7,16 +7,19 @@ What is measured (all in this process and one asyncio loop, on the session's red
 - end to end: N RecordingCompleted through a consumer group whose handler returns a
   TranscriptReady at once, until all N outputs are in the output stream; against a raw
   XREADGROUP COUNT 1 + XACK loop (and the same loop forwarding each entry with XADD, which
-  does the same useful work as the bus). Two ways of feeding it: `one_by_one` (published
-  one awaited call at a time while the consumer runs) and `burst` (a backlog written in one
-  pipeline, so the figure is the consumer's own rate);
+  does the same useful work as the bus), and, for bursts, the batched raw engine
+  (`raw_batched`: XREADGROUP COUNT 100, then one pipeline of an XADD per entry and one XACK),
+  the ceiling a batching bus is measured against. Two ways of feeding it: `one_by_one`
+  (published one awaited call at a time while the consumer runs) and `burst` (a backlog
+  written in one pipeline, so the figure is the consumer's own rate);
 - latency: one event at a time, from just before publishing to when the handler runs
   ("handler" hop) and to when the output entry is read by a StreamTail ("full" hop).
 
 Figures go to tests/bench/results/bus.json with ratios bus / raw (throughput ratio below 1
-and latency ratio above 1 mean the bus is slower), plus a latency CDF in bus_latency.png.
-Nothing here asserts speed; only that every output arrived exactly once and nothing stayed
-pending.
+and latency ratio above 1 mean the bus is slower), the issue-17 targets and whether this run
+met them (`targets`), plus a latency CDF in bus_latency.png. Asserted: every output arrived
+exactly once and nothing stayed pending, and speed only within ceilings generous enough that
+a loaded CI machine cannot flake them (`MIN_BURST_SHARE_OF_RAW_BATCHED`, `MAX_HANDLER_P99_*`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import logging
 import os
 import platform
 import statistics
@@ -64,15 +66,30 @@ JSON_PATH = RESULTS_DIR / "bus.json"
 PNG_PATH = RESULTS_DIR / "bus_latency.png"
 
 N_PUBLISH = 2000
-N_E2E = 1000
+N_E2E = 5000
 N_LATENCY = 300
 WARMUP = 30
 ROUNDS = 3
 """Each publish figure is the median of this many rounds, bus and raw alternating."""
-E2E_ROUNDS = 2
-"""Rounds per end-to-end figure (the bus consumer is the slow part of the whole run)."""
+E2E_ROUNDS = 3
+"""Rounds per end-to-end figure (median reported)."""
 BUS_WORKERS = (1, 4)
 WAIT_TIMEOUT_S = 30.0
+POLL_S = 0.001
+"""How often the end-to-end bus rounds look at the output stream's length."""
+RAW_BATCH = 100
+"""COUNT of the batched raw engine's XREADGROUP (the bus's default `read_count`)."""
+
+TARGET_BURST_EVENTS_PER_S = 10_000
+TARGET_BURST_SHARE_OF_RAW_BATCHED = 0.5
+TARGET_HANDLER_P99_MS = 1.0
+"""Issue 17's targets, recorded (met or not) in the JSON."""
+MIN_BURST_SHARE_OF_RAW_BATCHED = 0.25
+MAX_HANDLER_P99_MS = 5.0
+MAX_HANDLER_P99_OVER_RAW = 2.0
+"""What is asserted: far enough from the targets that CI noise cannot fail a good bus. The
+p99 ceiling is 5 ms, or twice the raw engine's p99 in the same run when the machine is so
+busy that the raw loop itself is past 5 ms (300 samples: p99 is the third slowest)."""
 
 GROUP = "bench"
 RAW_CONSUMER = "raw-bench"
@@ -89,6 +106,7 @@ def bench_settings(url: str) -> BusSettings:
         claim_idle_ms=30_000,
         max_deliveries=3,
         read_block_ms=1_000,
+        read_count=100,
         stream_maxlen=100_000,
         done_ttl_s=3600,
         graceful_timeout_s=5.0,
@@ -175,14 +193,13 @@ async def running_bus(
 
 
 async def wait_for_entries(client: Redis, stream: str, n: int) -> float:
-    """Block-read `stream` from its start until `n` entries were seen; when the nth arrived."""
-    seen, last = 0, b"0-0"
+    """When `stream` first held `n` entries (XLEN polled every `POLL_S`). Reading every output
+    back instead would put the reader's parsing (~35 µs an entry in redis-py without hiredis,
+    as much as the consumer's own read) on the bus's side of the comparison only: the raw
+    loops are timed by their own last ack. Exactly-once is checked afterwards, in full."""
     async with asyncio.timeout(WAIT_TIMEOUT_S):
-        while seen < n:
-            response = await client.xread(cast(Any, {stream: last}), count=10_000, block=1_000)
-            for _name, entries in cast(Response, response or []):
-                seen += len(entries)
-                last = entries[-1][0]
+        while await client.xlen(stream) < n:
+            await asyncio.sleep(POLL_S)
     return time.perf_counter()
 
 
@@ -208,6 +225,25 @@ async def raw_consume(
                         await client.xadd(forward_to, {DATA_FIELD: fields[DATA_FIELD]})
                     await client.xack(stream, GROUP, entry_id)
                     done += 1
+    return time.perf_counter()
+
+
+async def raw_batched_consume(client: Redis, stream: str, n: int, forward_to: str) -> float:
+    """The batched raw engine: XREADGROUP COUNT 100, then one pipeline forwarding each entry
+    with XADD and acking the batch with one XACK."""
+    done = 0
+    async with asyncio.timeout(WAIT_TIMEOUT_S):
+        while done < n:
+            response = await client.xreadgroup(
+                GROUP, RAW_CONSUMER, {stream: ">"}, count=RAW_BATCH, block=1_000
+            )
+            for _name, entries in cast(Response, response or []):
+                pipe = client.pipeline(transaction=False)
+                for _entry_id, fields in entries:
+                    pipe.xadd(forward_to, {DATA_FIELD: fields[DATA_FIELD]})
+                pipe.xack(stream, GROUP, *(entry_id for entry_id, _fields in entries))
+                await pipe.execute()
+                done += len(entries)
     return time.perf_counter()
 
 
@@ -303,14 +339,22 @@ def machine_info(server: RedisServer) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "git_head": head or None,
-        "bus_py_sha256": hashlib.sha256(Path(bus_module.__file__).read_bytes()).hexdigest()[:16],
+        "bus_py_sha256": bus_sources_sha256(),
         "redis_server_binary": str(find_redis_server()),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "redis_version": info["redis_version"],
         "redis_py": version("redis"),
-        "faststream": version("faststream"),
     }
+
+
+def bus_sources_sha256() -> str:
+    """One hash over the bus's modules and its Lua, so a figure names the code it measured."""
+    folder = Path(bus_module.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted([*folder.glob("bus*.py"), *folder.glob("*.lua")]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def ratio(a: float, b: float) -> float:
@@ -335,6 +379,10 @@ def add_ratios(results: dict[str, Any]) -> dict[str, Any]:
                 ratios[f"e2e_{mode}_throughput_{name}_over_raw_forward"] = ratio(
                     fig["events_per_s"], figures["raw_forward"]["events_per_s"]
                 )
+                if "raw_batched" in figures:
+                    ratios[f"e2e_{mode}_throughput_{name}_over_raw_batched"] = ratio(
+                        fig["events_per_s"], figures["raw_batched"]["events_per_s"]
+                    )
     if lat := results.get("latency"):
         for hop in ("handler", "full"):
             for stat in ("median_ms", "p99_ms"):
@@ -342,6 +390,32 @@ def add_ratios(results: dict[str, Any]) -> dict[str, Any]:
                     lat["bus"][hop][stat], lat["raw"][hop][stat]
                 )
     return ratios
+
+
+def targets(results: dict[str, Any]) -> dict[str, Any]:
+    """Issue 17's targets against this run's figures (the best bus variant for throughput)."""
+    out: dict[str, Any] = {}
+    if burst := results.get("end_to_end", {}).get("burst"):
+        best = max(fig["events_per_s"] for name, fig in burst.items() if name.startswith("bus"))
+        share = ratio(best, burst["raw_batched"]["events_per_s"])
+        out["burst_events_per_s"] = {
+            "target": TARGET_BURST_EVENTS_PER_S,
+            "value": best,
+            "met": best >= TARGET_BURST_EVENTS_PER_S,
+        }
+        out["burst_share_of_raw_batched"] = {
+            "target": TARGET_BURST_SHARE_OF_RAW_BATCHED,
+            "value": share,
+            "met": share >= TARGET_BURST_SHARE_OF_RAW_BATCHED,
+        }
+    if lat := results.get("latency"):
+        p99 = lat["bus"]["handler"]["p99_ms"]
+        out["handler_p99_ms"] = {
+            "target": TARGET_HANDLER_P99_MS,
+            "value": p99,
+            "met": p99 <= TARGET_HANDLER_P99_MS,
+        }
+    return out
 
 
 def plot_latency(samples: dict[str, dict[str, list[float]]], path: Path) -> None:
@@ -405,19 +479,11 @@ def summary_lines(data: dict[str, Any]) -> list[str]:
             )
     for name, value in data.get("ratios", {}).items():
         lines.append(f"  {name}: {value}")
+    for name, target in data.get("targets", {}).items():
+        verdict = "met" if target["met"] else "NOT met"
+        lines.append(f"  target {name}: {target['value']} vs {target['target']} ({verdict})")
     lines.append(f"written: {JSON_PATH} and {PNG_PATH.name}")
     return lines
-
-
-@pytest.fixture(scope="module", autouse=True)
-def quiet_faststream() -> Iterator[None]:
-    """FastStream logs two INFO lines per entry ("Received", "Processed") on the `faststream`
-    logger; that is logging cost, not bus cost, so it is filtered out while measuring."""
-    logger = logging.getLogger("faststream")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    yield
-    logger.setLevel(level)
 
 
 @pytest.fixture(scope="module")
@@ -437,10 +503,13 @@ def report(redis_server: RedisServer) -> Iterator[dict[str, Any]]:
                 exclude={"redis_url", "mode"}
             ),
             "raw_consumer": "XREADGROUP COUNT 1 BLOCK 1000 + XACK per entry (raw_ack); "
-            "raw_forward also XADDs the entry to an output stream before the XACK",
-            "payload": "FastStream binary entry of a RecordingCompleted (same bytes for raw)",
+            "raw_forward also XADDs the entry to an output stream before the XACK; "
+            f"raw_batched (bursts): XREADGROUP COUNT {RAW_BATCH} + one pipeline of an XADD "
+            "per entry and one XACK",
+            "payload": "the `data` field of a RecordingCompleted entry (same bytes for raw)",
             "process": "publisher, consumer and reader share one process and asyncio loop",
-            "faststream_logging": "per-entry INFO lines filtered (logger level WARNING)",
+            "end_to_end_finish": "bus: XLEN of the output polled every 1 ms; raw: the "
+            "consumer's last ack",
         },
         "results": {},
         "samples_ms": {},
@@ -450,6 +519,7 @@ def report(redis_server: RedisServer) -> Iterator[dict[str, Any]]:
     data["elapsed_s"] = round(time.perf_counter() - started, 2)
     data["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     data["ratios"] = add_ratios(data["results"])
+    data["targets"] = targets(data["results"])
     samples = data.pop("samples_ms")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     if samples:
@@ -541,13 +611,17 @@ async def bus_e2e_round(
     return finished - started
 
 
-async def raw_e2e_round(url: str, client: Redis, mode: str, forward: bool) -> float:
+async def raw_e2e_round(
+    url: str, client: Redis, mode: str, forward: bool, batched: bool = False
+) -> float:
     stream, output = fresh_streams(f"e2e-{mode}-raw")
     payloads = await encoded(recordings(f"e2e-{mode}-raw", N_E2E))
     await client.xgroup_create(stream, GROUP, id="0", mkstream=True)
     consumer_client = Redis.from_url(url)
     consumer = asyncio.create_task(
-        raw_consume(consumer_client, stream, N_E2E, forward_to=output if forward else None)
+        raw_batched_consume(consumer_client, stream, N_E2E, output)
+        if batched
+        else raw_consume(consumer_client, stream, N_E2E, forward_to=output if forward else None)
     )
     await asyncio.sleep(0.05)  # let it block in XREADGROUP, as the bus's reader does
     started = time.perf_counter()
@@ -589,6 +663,10 @@ async def test_end_to_end_throughput(
         seconds.setdefault("raw_forward", []).append(
             await raw_e2e_round(redis_server.url, client, mode, True)
         )
+        if mode == "burst":
+            seconds.setdefault("raw_batched", []).append(
+                await raw_e2e_round(redis_server.url, client, mode, True, batched=True)
+            )
     await client.aclose()
 
     figures: dict[str, Any] = {}
@@ -602,6 +680,10 @@ async def test_end_to_end_throughput(
             # last round's redis commands per entry (includes the benchmark's own XREADs)
             figures[name]["redis_calls_per_entry"] = calls[name][-1]
     report["results"].setdefault("end_to_end", {})[mode] = figures
+    if mode == "burst":
+        best = max(figures[f"bus_workers_{w}"]["events_per_s"] for w in BUS_WORKERS)
+        floor = MIN_BURST_SHARE_OF_RAW_BATCHED * figures["raw_batched"]["events_per_s"]
+        assert best >= floor, f"bus burst {best}/s under {floor:.0f}/s: {figures}"
 
 
 @pytest.mark.bench
@@ -709,3 +791,7 @@ async def test_latency(redis_server: RedisServer, report: dict[str, Any]) -> Non
         }
         for system, hops in samples.items()
     }
+    lat = report["results"]["latency"]
+    p99_ms, raw_p99_ms = lat["bus"]["handler"]["p99_ms"], lat["raw"]["handler"]["p99_ms"]
+    ceiling = max(MAX_HANDLER_P99_MS, MAX_HANDLER_P99_OVER_RAW * raw_p99_ms)
+    assert p99_ms <= ceiling, f"publish -> handler p99 {p99_ms} ms (raw {raw_p99_ms} ms)"

@@ -73,4 +73,5 @@ def agent_consumer(runtime: AgentRuntime, max_workers: int) -> Consumer:
         on_failure=failure_event,
         accepts=wants_agent,
         max_workers=max_workers,
+        read_count=max_workers,  # an agent run is slow: leave the rest for idle peers
     )

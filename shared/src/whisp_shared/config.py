@@ -152,6 +152,13 @@ class BusSettings(SectionSettings):
     max_deliveries: int = Field(default=3, ge=1)
     """After this many deliveries an entry is dead-lettered and its user told."""
     read_block_ms: int = Field(default=1_000, ge=10)
+    """How long one read waits for new entries; also how often idle entries are reclaimed."""
+    read_count: int = Field(default=100, ge=1, le=1_000)
+    """Most entries a consumer takes in one read and has in hand at once (running or waiting
+    for a worker), unless its `Consumer.read_count` says otherwise. Batches are what make the
+    bus fast; every entry in hand is heartbeated, so none is stolen while it waits."""
+    live_maxlen: int = Field(default=10_000, ge=100)
+    """Approximate cap of the live-only stream: a few seconds of partials for a lagging reader."""
     stream_maxlen: int = Field(default=100_000, ge=1_000)
     """Approximate cap per stream (XADD MAXLEN ~)."""
     done_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)

@@ -1,19 +1,42 @@
--- The consumer's finish, atomically: one output per recording, never an ack without it.
--- KEYS: done-marker, output stream, input stream, last-error hash, dead-letter stream
--- ARGV: done ttl, maxlen, group, entry id, output data ('' = none), dead-letter payload,
---       error text, delivery count, dead-letter? ('1' or ''), output type, dead-letter type
+-- A consumer's finishes, many entries in one atomic step: one output per recording, never an
+-- ack without it, and the done-marker's SET NX decides a race (the loser only acks).
+-- KEYS: input stream, output stream, dead-letter stream, last-error hash, then one
+--       done-marker per entry, in the entries' order
+-- ARGV: group, maxlen, done ttl, then 8 per entry: kind ('done' | 'ack' | 'retry'), entry id,
+--       output type, output data ('' = none), dead-letter type, dead-letter data ('' = none),
+--       error text, delivery count
+-- Returns one character per entry: '1' when this finish set the done-marker, else '0' (one
+-- string, which redis-py reads in one piece, not one reply per entry).
 -- Entries are plain `type` + `data` fields (whisp_shared.codec), dead letters add the error.
-local out_id = false
-if redis.call('SET', KEYS[1], ARGV[4], 'NX', 'EX', ARGV[1]) then
-  if ARGV[5] ~= '' then
-    out_id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*',
-      'type', ARGV[10], 'data', ARGV[5])
+local stream, output, dead, errors = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local group, maxlen, ttl = ARGV[1], ARGV[2], ARGV[3]
+local results, acked = {}, {}
+for i = 1, #KEYS - 4 do
+  local a = 3 + (i - 1) * 8
+  local kind, id = ARGV[a + 1], ARGV[a + 2]
+  local first = '0'
+  if kind == 'retry' then
+    -- the handler failed and will be retried: the entry stays pending, its error kept
+    redis.call('HSET', errors, id, ARGV[a + 7])
+  else
+    if kind == 'done' and redis.call('SET', KEYS[4 + i], id, 'NX', 'EX', ttl) then
+      first = '1'
+      if ARGV[a + 4] ~= '' then
+        redis.call('XADD', output, 'MAXLEN', '~', maxlen, '*', 'type', ARGV[a + 3],
+          'data', ARGV[a + 4])
+      end
+      if ARGV[a + 6] ~= '' then
+        redis.call('XADD', dead, 'MAXLEN', '~', maxlen, '*', 'type', ARGV[a + 5],
+          'data', ARGV[a + 6], 'error', ARGV[a + 7], 'group', group, 'source_id', id,
+          'deliveries', ARGV[a + 8])
+      end
+    end
+    acked[#acked + 1] = id
   end
-  if ARGV[9] == '1' then
-    redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[2], '*', 'type', ARGV[11], 'data', ARGV[6],
-      'error', ARGV[7], 'group', ARGV[3], 'source_id', ARGV[4], 'deliveries', ARGV[8])
-  end
+  results[i] = first
 end
-redis.call('XACK', KEYS[3], ARGV[3], ARGV[4])
-redis.call('HDEL', KEYS[4], ARGV[4])
-return out_id
+if #acked > 0 then  -- one XACK and one HDEL for the batch (`read_count` keeps it small)
+  redis.call('XACK', stream, group, unpack(acked))
+  redis.call('HDEL', errors, unpack(acked))
+end
+return table.concat(results)

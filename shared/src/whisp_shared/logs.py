@@ -1,4 +1,4 @@
-"""JSON-lines logging through structlog for our code *and* stdlib loggers (uvicorn, faststream).
+"""JSON-lines logging through structlog for our code *and* stdlib loggers (uvicorn).
 
 Everything goes to stdout through one handler set up once per process: no
 component opens a log file of its own. Context such as `trace_id` and
@@ -55,7 +55,7 @@ def configure_logging(service: str, settings: LoggingSettings | None = None) -> 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "faststream"):
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         lib_logger = logging.getLogger(name)
         lib_logger.handlers[:] = []
         lib_logger.propagate = True

@@ -4,6 +4,9 @@ from typing import Final
 
 RECORDINGS: Final = "whisp:recordings"
 """RecordingCompleted; published by the audio service."""
+LIVE_RECORDINGS: Final = "whisp:live-recordings"
+"""LiveRecordingStarted; published by the audio service when a live session starts speaking
+(its audio is on `live_audio.live_audio_stream`)."""
 TRANSCRIPTS: Final = "whisp:transcripts"
 """TranscriptReady | TranscriptionFailed; published by transcription workers."""
 RESPONSES: Final = "whisp:responses"
@@ -12,6 +15,10 @@ RESPONSES: Final = "whisp:responses"
 USER_EVENTS: Final = "whisp:user-events"
 """Every event a user should see, in one order, after the gateway stored it; published only
 by the gateway's persistence group. Its ids are the SSE event ids (exact resume)."""
+
+LIVE: Final = "whisp:live"
+"""Live-only events for users' open pages (partial text, answer deltas): short, capped, read
+by no group and never stored or replayed; published with `EventBus.publish_live`."""
 
 TRANSCRIBERS_GROUP: Final = "transcribers"
 AGENTS_GROUP: Final = "agents"

@@ -4,15 +4,20 @@ The gateway projects every bus event into the user's stored transcript (status, 
 segments, agent answers, error) and publishes that *snapshot* on the user-events stream.
 Clients (the web page, the CLI, the hotkey daemon) render snapshots; they never rebuild
 state from raw bus events, and nothing internal (audio URIs, file paths, service names)
-is in a snapshot. Live-only events (partial text, answer deltas) join `UserEvent` here.
+is in a snapshot.
+
+Live-only events (`LiveEvent`: partial text while the key is held, an agent's answer as it
+streams) are not stored: they travel on `whisp:live` (`EventBus.publish_live`) straight to
+the owner's open pages, without an SSE id, and are never replayed; the stored snapshot that
+follows them carries the outcome.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter, model_validator
 
 from whisp_shared.events import EventBase, Segment, TokenUsage
 
@@ -77,5 +82,45 @@ class TranscriptUpdated(EventBase):
 
 
 UserEvent = TranscriptUpdated
-"""Everything `/api/events` sends (a discriminated union once live-only events join)."""
+"""What the user-events stream stores and `/api/events` replays (with its stream id)."""
 USER_EVENT_ADAPTER: TypeAdapter[UserEvent] = TypeAdapter(UserEvent)
+
+
+class TranscriptPartial(EventBase):
+    """The words decoded so far while the user still holds the key (live only). Text only
+    grows from its stable prefix; the final `TranscriptUpdated` supersedes every partial."""
+
+    type: Literal["transcript.partial"] = "transcript.partial"
+    text: str
+    stable_chars: int = Field(default=0, ge=0)
+    """How many characters at the start of `text` will not change any more: a page shows
+    them as settled and the rest as tentative."""
+    sequence: int = Field(ge=0)
+    """Counts up per recording: a page keeps the highest it has seen and drops older ones."""
+
+    @model_validator(mode="after")
+    def _prefix_within_text(self) -> Self:
+        if self.stable_chars > len(self.text):
+            raise ValueError(f"stable_chars {self.stable_chars} > len(text) {len(self.text)}")
+        return self
+
+
+class AnswerDelta(EventBase):
+    """The next piece of an agent's answer as it streams (live only); the stored answer in
+    the next snapshot is the whole of it."""
+
+    type: Literal["answer.delta"] = "answer.delta"
+    agent_id: str
+    delta: str
+    sequence: int = Field(ge=0)
+    """Counts up per recording and agent: pieces are appended in this order."""
+
+
+LiveEvent = Annotated[TranscriptPartial | AnswerDelta, Field(discriminator="type")]
+"""What `whisp:live` carries: to the owner's open pages only, never stored or replayed."""
+
+ClientEvent = Annotated[
+    TranscriptUpdated | TranscriptPartial | AnswerDelta, Field(discriminator="type")
+]
+"""Everything `/api/events` sends: stored snapshots (with ids) and live-only events."""
+CLIENT_EVENT_ADAPTER: TypeAdapter[ClientEvent] = TypeAdapter(ClientEvent)

@@ -1,8 +1,9 @@
 """`GET /api/events`: the caller's own events as SSE, resumable with `Last-Event-ID`.
 
 Only user-facing events leave here: snapshots of the caller's stored transcripts
-(`transcript.updated`, see `whisp_shared.views`), never the raw bus events with their
-audio URIs and service fields.
+(`transcript.updated`, see `whisp_shared.views`), each with its stream id, and live-only
+events (`transcript.partial`, `answer.delta`) without one — never the raw bus events with
+their audio URIs and service fields.
 """
 
 from __future__ import annotations
@@ -18,15 +19,17 @@ from whisp_gateway.api.deps import HubDep
 from whisp_gateway.api.responses import SIGNED_IN, errors
 from whisp_gateway.auth import CurrentUser
 from whisp_gateway.errors import BadLastEventId
-from whisp_gateway.hub import EventHub, UserItem, stream_id_key, valid_stream_id
+from whisp_gateway.hub import EventHub, stream_id_key, valid_stream_id
+from whisp_shared.streams import LIVE
+from whisp_shared.views import ClientEvent
 
 router = APIRouter(prefix="/api", tags=["events"])
 
 
-def to_sse(item: UserItem) -> ServerSentEvent:
-    return ServerSentEvent(
-        id=item.entry_id, event=item.event.type, raw_data=item.event.model_dump_json()
-    )
+def to_sse(event: ClientEvent, entry_id: str | None) -> ServerSentEvent:
+    """`entry_id` None (a live-only event): no `id:` line, so the browser's Last-Event-ID
+    still names the last stored snapshot it got."""
+    return ServerSentEvent(id=entry_id, event=event.type, raw_data=event.model_dump_json())
 
 
 def resume_from(
@@ -56,8 +59,8 @@ async def events(
     hub: HubDep,
     last_event_id: Annotated[str | None, Depends(resume_from)],
 ) -> AsyncIterator[ServerSentEvent]:
-    """Snapshots of the caller's transcripts as they change; heartbeats every 15 s; ids are
-    Redis stream ids."""
+    """Snapshots of the caller's transcripts as they change, with Redis stream ids; live
+    partial text and answer deltas, without ids; heartbeats every 15 s."""
     with metrics.SSE_CLIENTS.track_inprogress():
         async for item in _stream(user.id, hub, last_event_id):
             yield item
@@ -66,12 +69,12 @@ async def events(
 async def _stream(
     user_id: str, hub: EventHub, last_event_id: str | None
 ) -> AsyncIterator[ServerSentEvent]:
-    async with hub.subscribe(user_id) as sub:
+    async with hub.connect(user_id) as sub:
         last = stream_id_key(last_event_id) if last_event_id else None
         if last_event_id:
             async for found, reached in hub.replay(user_id, last_event_id):
                 for item in found:
-                    yield to_sse(item)
+                    yield to_sse(item.event, item.entry_id)
                 if not found or found[-1].entry_id != reached:
                     # An id without data moves the client's Last-Event-ID past what was
                     # scanned (EventSource fires no event): a long catch-up keeps its progress.
@@ -80,6 +83,7 @@ async def _stream(
                 if sub.overflowed:
                     return  # live events outran the replay: the client resumes from `reached`
         while (live := await sub.queue.get()) is not None:
-            if last is not None and stream_id_key(live.entry_id) <= last:
-                continue  # already sent during replay
-            yield to_sse(live)
+            if live.stream == LIVE:  # live-only: no id, never replayed
+                yield to_sse(live.event, None)
+            elif last is None or stream_id_key(live.entry_id) > last:
+                yield to_sse(live.event, live.entry_id)  # else already sent during replay
