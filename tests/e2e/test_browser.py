@@ -12,29 +12,24 @@ Screenshots of each step land in tests/e2e/artifacts/ (gitignored).
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
-import wave
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from tests.support.processes import WhispUp
-from tests.support.speech import (
-    SENTENCES,
-    Utterance,
-    duration_s,
-    read_wav,
-    synthesize,
-    word_error_rate,
-    write_wav,
+from tests.e2e.browser_support import (
+    ARTIFACTS,
+    NO_WEBSOCKET,
+    Stack,
+    add_user,
+    chromium,
+    hold,
+    spoken_wav,
 )
+from tests.support.processes import WhispUp
+from tests.support.speech import Utterance, duration_s, word_error_rate
 from tests.support.tools import needs_tools, require_tool
 
 # Checked before any fixture: without Debian's chromium no stack is booted for nothing
@@ -43,8 +38,6 @@ pytestmark = [
     pytest.mark.e2e,
     needs_tools("chromium", why="Debian's chromium, driven by Playwright"),
 ]
-
-ARTIFACTS = Path(__file__).parent / "artifacts"
 
 CLIP_ID = "late-for-dinner"  # 14 words, 4.6 s; tiny.en gets it word-perfect from the WAV
 LEAD_S = 0.5  # extra silence before the speech, see `spoken_clip`
@@ -65,44 +58,13 @@ ANSWER_TIMEOUT_MS = 120_000  # Gemma 270M on 2 busy cores
 # --- the stack -------------------------------------------------------------------------
 
 
-@dataclass
-class Stack:
-    base_url: str
-    token: str
-    data_dir: Path
-    banner: str
-
-
-def _whisp(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "whisp_cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-
-
-def _add_user(name: str, database_url: str) -> str:
-    """`whisp users add NAME` on the stack's database; returns the printed token."""
-    env = {**os.environ, "DATABASE_URL": database_url, "COLUMNS": "200"}
-    done = _whisp("users", "add", name, env=env)
-    assert done.returncode == 0, done.stdout + done.stderr
-    lines = done.stdout.splitlines()
-    marker = next(i for i, line in enumerate(lines) if "Their API token:" in line)
-    token = lines[marker + 1].strip()
-    assert re.fullmatch(r"\S{16,}", token), done.stdout
-    return token
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("browser-stack")
     data_dir, log_dir = root / "data", root / "logs"
     data_dir.mkdir()
     database_url = f"sqlite+aiosqlite:///{data_dir / 'gateway.db'}"  # where `whisp up` puts it
-    token = _add_user("browser-tester", database_url)
+    token = add_user("browser-tester", database_url)
 
     # The stack's own Redis and database: nothing inherited from the caller's shell.
     up = WhispUp(data_dir, log_dir, workers=1, unset=("REDIS_URL", "DATABASE_URL"))
@@ -122,46 +84,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def spoken_clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Utterance, Path]:
-    """The sentence as Chromium's fake capture device plays it: 16-bit PCM mono WAV.
-
-    The fake device starts playing when the page opens the microphone (on the first
-    press), a little before MediaRecorder starts; LEAD_S more silence in front keeps the
-    first word whole. 16 kHz is fine for Chromium (it resamples to 48 kHz).
-    """
-    utterance = next(u for u in SENTENCES if u.id == CLIP_ID)
-    spoken = synthesize(utterance, tmp_path_factory.mktemp("speech"))
-    samples, rate = read_wav(spoken)
-    padded = np.concatenate([np.zeros(round(LEAD_S * rate), dtype=np.float32), samples])
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = write_wav(ARTIFACTS / f"{CLIP_ID}.wav", padded, rate)
-    with wave.open(str(path), "rb") as wav:  # what Chromium's WAV reader needs
-        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, 16_000)
-    assert float(np.abs(padded).max()) > 0.3  # a real level, not near-silence
-    return utterance, path
+    """The sentence as Chromium's fake capture device plays it (see `spoken_wav`)."""
+    return spoken_wav(CLIP_ID, tmp_path_factory.mktemp("speech"), LEAD_S)
 
 
 @pytest.fixture(scope="module")
 def browser(spoken_clip: tuple[Utterance, Path]) -> Iterator[object]:
-    chromium = require_tool("chromium", "Debian's chromium, driven by Playwright")
-    from playwright.sync_api import sync_playwright
-
+    executable = require_tool("chromium", "Debian's chromium, driven by Playwright")
     _utterance, wav_path = spoken_clip
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=chromium,
-            headless=True,
-            args=[
-                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={wav_path}%noloop",
-            ],
-        )  # fmt: skip
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium(executable, wav_path) as browser:
+        yield browser
 
 
 # --- the test ----------------------------------------------------------------------------
@@ -177,31 +109,6 @@ VIEWPORTS = {
 }
 
 
-def _hold(page, seconds: float, *, touch: bool, while_held) -> None:  # type: ignore[no-untyped-def]
-    """Press #ptt as a person would (mouse button or finger), hold, release."""
-    box = page.locator("#ptt").bounding_box()
-    assert box is not None
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    if touch:
-        cdp = page.context.new_cdp_session(page)
-        point = [{"x": x, "y": y, "id": 1, "radiusX": 8, "radiusY": 8, "force": 1}]
-        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": point})
-    else:
-        page.mouse.move(x, y)
-        page.mouse.down()
-    started = time.monotonic()
-    try:
-        while_held()
-        left = seconds - (time.monotonic() - started)
-        if left > 0:
-            page.wait_for_timeout(left * 1000)
-    finally:
-        if touch:
-            cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
-        else:
-            page.mouse.up()
-
-
 @pytest.mark.parametrize("device", ["desktop", "phone"])
 def test_sign_in_hold_to_talk_see_transcript_and_answer(
     browser, stack: Stack, spoken_clip: tuple[Utterance, Path], device: str
@@ -213,6 +120,9 @@ def test_sign_in_hold_to_talk_see_transcript_and_answer(
     console: list[str] = []
     # A new context per spoken clip: with %noloop the file plays once per capture stream.
     context = browser.new_context(**VIEWPORTS[device])  # type: ignore[attr-defined]
+    # The upload path (MediaRecorder → WebM): the page's streaming path, its default, is
+    # tested in test_browser_streaming.py; here no WebSocket opens, as behind some proxies.
+    context.add_init_script(NO_WEBSOCKET)
     try:
         page = context.new_page()
         page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
@@ -244,7 +154,7 @@ def test_sign_in_hold_to_talk_see_transcript_and_answer(
             page.screenshot(path=shots / "3-recording.png")
 
         hold_s = duration_s(wav_path) + HOLD_EXTRA_S
-        _hold(page, hold_s, touch=device == "phone", while_held=while_recording)
+        hold(page, hold_s, touch=device == "phone", while_held=while_recording)
         released = time.monotonic()
 
         peak = float(page.get_attribute("#level", "data-peak") or 0)

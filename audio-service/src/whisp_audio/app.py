@@ -18,10 +18,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from whisp_audio import metrics
-from whisp_audio.api import audio_files, devices, uploads
+from whisp_audio.api import audio_files, devices, live, uploads
 from whisp_audio.api.uploads import install_upload_middleware
 from whisp_audio.device_recordings import DeviceRecordings, SourceFactory
 from whisp_audio.ingest import Ingest
+from whisp_audio.live import LiveRecordings
 from whisp_audio.settings import AudioSettings
 from whisp_audio.storage import RecordingStore
 from whisp_recorder import AudioSource, RecorderRegistry
@@ -55,6 +56,7 @@ def create_app(
     ingest = Ingest(store, bus, settings)
     registry = RecorderRegistry()
     recordings = DeviceRecordings(registry, ingest, settings, source_factory or microphone)
+    live_recordings = LiveRecordings(store, ingest, bus, settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -78,10 +80,12 @@ def create_app(
     app.state.ingest = ingest
     app.state.registry = registry
     app.state.recordings = recordings
+    app.state.live = live_recordings
     install_upload_middleware(app, settings)
     app.include_router(uploads.router)
     app.include_router(audio_files.router)
     app.include_router(devices.router)
+    app.include_router(live.router)
     return app
 
 

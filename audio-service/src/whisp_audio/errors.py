@@ -86,3 +86,40 @@ class DeviceUnavailable(WhispError):
     code = ErrorCode.DEVICE_UNAVAILABLE
     status = 503
     retryable = True
+
+
+# -- live recordings --------------------------------------------------------------------
+
+
+class RecordingEnded(WhispError):
+    """Audio, a commit or a cancel for a live recording that was already ended otherwise."""
+
+    code = ErrorCode.RECORDING_ENDED
+    status = 409
+
+
+class MaxDurationReached(WhispError):
+    """The live recording reached its maximum length and was committed there."""
+
+    code = ErrorCode.MAX_DURATION_REACHED
+    status = 409
+
+
+class ChunkTooLarge(WhispError):
+    code = ErrorCode.CHUNK_TOO_LARGE
+    status = 413
+
+
+class BadAudioChunk(WhispError):
+    """Not whole PCM16 samples: an odd number of bytes."""
+
+    code = ErrorCode.BAD_AUDIO_CHUNK
+    status = 422
+
+
+class Busy(WhispError):
+    """Other calls kept changing the recording under this one (appends sent in parallel)."""
+
+    code = ErrorCode.CONFLICT
+    status = 409
+    retryable = True

@@ -9,7 +9,7 @@ UPLOADS = Counter(
 )
 RECORDED_SECONDS = Counter(
     "whisp_audio_recorded_seconds_total",
-    "Seconds of audio accepted and published, by source (upload/device).",
+    "Seconds of audio accepted and stored, by source (upload/device/live).",
     ["source"],
 )
 ACTIVE_RECORDINGS = Gauge(
@@ -36,3 +36,16 @@ RETENTION_DELETED = Counter(
     "whisp_audio_retention_deleted_total", "Recordings deleted by the retention policy."
 )
 STORED_BYTES = Gauge("whisp_audio_stored_bytes", "Bytes of recordings kept on disk.")
+LIVE_SESSIONS = Counter(
+    "whisp_audio_live_sessions_total",
+    "Live recordings by event: started, committed, max_duration (committed at the limit by "
+    "itself), cancelled.",
+    ["event"],
+)
+LIVE_AUDIO_SECONDS = Counter(
+    "whisp_audio_live_audio_seconds_total",
+    "Seconds of live audio taken in (counted at 16 kHz, after resampling).",
+)
+LIVE_REFUSED = Counter(
+    "whisp_audio_live_refused_total", "Live requests refused, by error code.", ["code"]
+)

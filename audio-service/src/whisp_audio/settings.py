@@ -23,7 +23,10 @@ class AudioSettings(ServiceSettings):
     """Bearer token other services must send; required when listening beyond loopback."""
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     max_duration_s: float = Field(default=600.0, gt=0)
-    """Uploads longer than this are refused; device recordings stop here by themselves."""
+    """Uploads longer than this are refused; device and live recordings stop here by
+    themselves (a live recording is committed at this length)."""
+    live_max_chunk_bytes: int = Field(default=256 * 1024, ge=2)
+    """Most bytes one `POST /live/{id}/audio` may carry (~5 s at 24 kHz): split larger."""
     disconnect_grace_s: float = Field(default=10.0, ge=0)
     """A device recording whose client stopped polling/streaming is cancelled after this."""
     retention_days: float | None = Field(default=30.0, gt=0)

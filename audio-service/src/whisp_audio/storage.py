@@ -34,6 +34,7 @@ WAV_NAME = "audio.wav"
 META_NAME = "meta.json"
 INCOMING = ".incoming"
 Variant = Literal["wav", "original"]
+Source = Literal["upload", "device", "live"]
 
 
 class InvalidRecordingId(ValueError):
@@ -64,7 +65,7 @@ class StoredRecording(BaseModel):
     wav_size: int
     duration_s: float
     created_at: datetime
-    source: Literal["upload", "device"]
+    source: Source
 
     @property
     def disk_bytes(self) -> int:
@@ -97,7 +98,7 @@ class RecordingStore:
         user_id: str,
         wav: bytes,
         duration_s: float,
-        source: Literal["upload", "device"],
+        source: Source,
         original: bytes | None = None,
         content_type: str = "audio/wav",
         extension: str = "bin",

@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from whisp_gateway import metrics
-from whisp_gateway.api import agents, events, openai_compat, recordings, session
+from whisp_gateway.api import agents, events, openai_compat, realtime, recordings, session
 from whisp_gateway.clients import AgentService, AudioService
 from whisp_gateway.consumer import snapshot_consumers
 from whisp_gateway.hub import EventHub
@@ -85,7 +85,7 @@ def create_app(
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         )
-    for module in (session, events, recordings, agents, openai_compat):
+    for module in (session, events, recordings, agents, openai_compat, realtime):
         app.include_router(module.router)
     app.mount("/", StaticFiles(directory=settings.static_dir or WEB_DIR, html=True), name="web")
     return app

@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from starlette.requests import HTTPConnection
 
 from whisp_gateway.repository import Repository
 from whisp_gateway.repository.models import User
@@ -52,19 +53,25 @@ async def current_user(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> User:
-    settings: GatewaySettings = request.app.state.settings
-    repo: Repository = request.app.state.repo
-    if credentials is not None:
-        acting = service_acting_for(request, settings, credentials.credentials)
+    return await authenticate(request, credentials.credentials if credentials else None)
+
+
+async def authenticate(conn: HTTPConnection, token: str | None) -> User:
+    """The caller of a request or a WebSocket: its API token (or the service token acting
+    for a user), else its session cookie, else the single local user when there is one."""
+    settings: GatewaySettings = conn.app.state.settings
+    repo: Repository = conn.app.state.repo
+    if token is not None:
+        acting = service_acting_for(conn, settings, token)
         if acting is not None:
             return acting
-        user = await repo.user_for_token(credentials.credentials)
+        user = await repo.user_for_token(token)
         if user is not None:
             return user
         if await single_user_mode(settings, repo):
             return LOCAL_USER  # any key works before the first user exists (OpenAI SDKs need one)
         raise unauthorized("this API token is not valid")
-    cookie = request.cookies.get(COOKIE)
+    cookie = conn.cookies.get(COOKIE)
     if cookie:
         try:
             user_id = _serializer(settings).loads(cookie, max_age=SESSION_MAX_AGE_S)
@@ -79,7 +86,9 @@ async def current_user(
     raise unauthorized("log in with your API token (Authorization: Bearer …)")
 
 
-def service_acting_for(request: Request, settings: GatewaySettings, token: str) -> User | None:
+def service_acting_for(
+    request: HTTPConnection, settings: GatewaySettings, token: str
+) -> User | None:
     """A sibling service (the agent service's transcript search) acting for a user: it
     proves itself with the service token and names the user in `X-Whisp-User`."""
     expected = settings.service_token

@@ -121,6 +121,28 @@ class AudioService(ServiceClient):
         )
         return Submitted.model_validate(response.json())
 
+    async def live_start(self, user_id: str, options: RecordingOptions, rate: int) -> str:
+        """Open a live recording (its audio follows with `live_append`); its id."""
+        body = {**options.model_dump(exclude_none=True), "sample_rate": rate}
+        response = await self.request("POST", "/live", user_id, json=body)
+        return str(response.json()["recording_id"])
+
+    async def live_append(self, user_id: str, recording_id: str, pcm16: bytes) -> None:
+        await self.request(
+            "POST",
+            f"/live/{recording_id}/audio",
+            user_id,
+            content=pcm16,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+
+    async def live_commit(self, user_id: str, recording_id: str) -> Submitted:
+        response = await self.request("POST", f"/live/{recording_id}/commit", user_id)
+        return Submitted.model_validate(response.json())
+
+    async def live_cancel(self, user_id: str, recording_id: str) -> None:
+        await self.request("POST", f"/live/{recording_id}/cancel", user_id)
+
     async def delete(self, user_id: str, recording_id: str) -> None:
         try:
             await self.request("DELETE", f"/recordings/{recording_id}", user_id)

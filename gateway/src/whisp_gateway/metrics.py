@@ -19,6 +19,12 @@ REQUEST_SECONDS = Histogram(
     ["method", "route"],
 )
 SSE_CLIENTS = Gauge("whisp_gateway_sse_clients", "Open /api/events connections on this replica.")
+REALTIME_SESSIONS = Gauge(
+    "whisp_gateway_realtime_sessions", "Open /v1/realtime WebSockets on this replica."
+)
+REALTIME_ERRORS = Counter(
+    "whisp_gateway_realtime_errors_total", "`error` events sent on /v1/realtime, by code.", ["code"]
+)
 FORWARD_LAG = Histogram(
     "whisp_gateway_forward_lag_seconds",
     "From a service publishing an event to the gateway forwarding the owner's snapshot.",

@@ -50,6 +50,14 @@ class ErrorCode(StrEnum):
     DEVICE_UNAVAILABLE = "device_unavailable"
     NOT_RECORDING = "not_recording"
     INVALID_TRANSITION = "invalid_transition"
+    RECORDING_ENDED = "recording_ended"
+    """A live recording was already committed or cancelled: it takes no more audio."""
+    MAX_DURATION_REACHED = "max_duration_reached"
+    """A live recording reached its maximum length: it was committed there, by itself."""
+    CHUNK_TOO_LARGE = "chunk_too_large"
+    """One piece of live audio is larger than the audio service takes at once."""
+    BAD_AUDIO_CHUNK = "bad_audio_chunk"
+    """Live audio that is not whole 16-bit samples (an odd number of bytes)."""
 
     # -- transcription ------------------------------------------------------------------
     BAD_AUDIO_URI = "bad_audio_uri"
@@ -61,6 +69,10 @@ class ErrorCode(StrEnum):
     MODEL_NOT_AVAILABLE = "model_not_available"
     ENGINE_NOT_CONFIGURED = "engine_not_configured"
     TRANSCRIPTION_TIMEOUT = "transcription_timeout"
+    LIVE_AUDIO_TIMEOUT = "live_audio_timeout"
+    """A live recording's audio stopped coming, with neither a commit nor a cancel."""
+    LIVE_NOT_SUPPORTED = "live_not_supported"
+    """The worker's engine cannot stream (the OpenAI engine): upload the audio instead."""
 
     # -- model providers (OpenAI or a compatible server) --------------------------------
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
@@ -84,6 +96,23 @@ class ErrorCode(StrEnum):
     BAD_CURSOR = "bad_cursor"
     BAD_LAST_EVENT_ID = "bad_last_event_id"
     GATEWAY_STOPPING = "gateway_stopping"
+
+    # -- the Realtime WebSocket (/v1/realtime): OpenAI's codes where it has them ---------
+    UNSUPPORTED_INTENT = "unsupported_intent"
+    """Only transcription sessions are served (`?intent=transcription`)."""
+    FORBIDDEN_ORIGIN = "forbidden_origin"
+    """A browser session cookie used from another site's page."""
+    INVALID_JSON = "invalid_json"
+    UNKNOWN_EVENT = "unknown_event"
+    INVALID_EVENT = "invalid_event"
+    """A known event type with a missing or wrong field."""
+    INVALID_AUDIO = "invalid_audio"
+    """`audio` is not base64, or not whole 16-bit samples."""
+    UNSUPPORTED_FORMAT = "unsupported_format"
+    FORMAT_CHANGE_MID_ITEM = "format_change_mid_item"
+    UNSUPPORTED_TURN_DETECTION = "unsupported_turn_detection"
+    """Only push-to-talk (`turn_detection: null`, commit on release) is served."""
+    INPUT_AUDIO_BUFFER_COMMIT_EMPTY = "input_audio_buffer_commit_empty"
 
     # -- desk clients (said by the CLI itself, never by a server) ------------------------
     GATEWAY_UNREACHABLE = "gateway_unreachable"

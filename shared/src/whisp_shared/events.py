@@ -82,6 +82,17 @@ class Segment(BaseModel):
     words: list[Word] | None = None
 
 
+class LiveRecordingStarted(EventBase, RecordingOptions):
+    """A user started speaking into a live session: its audio follows on
+    `live_audio.live_audio_stream(recording_id)` until a commit (or cancel) entry. A
+    transcription worker takes it, publishes partial text while it lasts and the
+    `TranscriptReady` at commit."""
+
+    type: Literal["recording.live"] = "recording.live"
+    max_duration_s: float = Field(gt=0)
+    """The audio service ends the recording (as a commit) at this length."""
+
+
 class TranscriptReady(EventBase, AgentRoute):
     type: Literal["transcript.ready"] = "transcript.ready"
     text: str
@@ -124,7 +135,12 @@ class AgentFailed(EventBase, FailureFields):
 
 
 Event = Annotated[
-    RecordingCompleted | TranscriptReady | TranscriptionFailed | AgentResponded | AgentFailed,
+    RecordingCompleted
+    | LiveRecordingStarted
+    | TranscriptReady
+    | TranscriptionFailed
+    | AgentResponded
+    | AgentFailed,
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

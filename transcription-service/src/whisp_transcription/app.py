@@ -1,5 +1,8 @@
 """`create_app()` for a transcription worker: the model loads before consuming starts.
 
+It reads two streams in the `transcribers` group: uploaded recordings (`Transcriber`) and,
+unless `max_live_sessions` is 0, live ones (`LiveTranscriber`); both share the model thread.
+
 The worker's only HTTP routes are the shared ops ones (`/healthz`, `/readyz`, `/metrics`);
 it still installs the shared error handlers, so even a wrong path gets the one error body.
 """
@@ -16,9 +19,10 @@ from whisp_shared.config import BusSettings
 from whisp_shared.logs import get_logger
 from whisp_shared.service import background, create_service_app
 from whisp_transcription import metrics
-from whisp_transcription.consumer import Transcriber
+from whisp_transcription.consumer import ModelUse, Transcriber
 from whisp_transcription.engines.base import Engine
 from whisp_transcription.fetch import AudioFetcher
+from whisp_transcription.live_consumer import LiveTranscriber
 from whisp_transcription.model_thread import ModelThread
 from whisp_transcription.settings import TranscriptionSettings
 
@@ -53,7 +57,10 @@ def create_app(
         settings.fetch_timeout_s,
         settings.audio_service_token,
     )
-    transcriber = Transcriber(engine, fetcher, settings, thread)
+    use = ModelUse()
+    transcriber = Transcriber(engine, fetcher, settings, thread, use)
+    live = LiveTranscriber(engine, bus, settings, thread, use)
+    takes_live = settings.max_live_sessions > 0
     state = {"model_ready": False}
 
     @asynccontextmanager
@@ -73,7 +80,7 @@ def create_app(
             state["model_ready"] = True
             metrics.MODEL_LOADED.set(1)
             log.info("model loaded", engine=engine.name, model=engine.model_name)
-        loops = [metrics.refresh_queue_lag(bus)]
+        loops = [metrics.refresh_queue_lag(bus, live=takes_live)]
         if settings.idle_unload_s:
             loops.append(transcriber.unload_when_idle(settings.idle_unload_s))
         try:
@@ -87,8 +94,11 @@ def create_app(
         return state["model_ready"]
 
     bus.consume(transcriber.consumer())
+    if takes_live:
+        bus.consume(live.consumer())
     app = create_service_app(
         "WhisPTT transcription worker", bus, lifespan=lifespan, checks={"model": model_ready}
     )
     app.state.transcriber = transcriber
+    app.state.live = live
     return app

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from whisp_shared.audio import decode_audio
 from whisp_shared.bus import Consumer
 from whisp_shared.events import (
     Event,
     FailureFields,
+    LiveRecordingStarted,
     RecordingCompleted,
     TranscriptionFailed,
     TranscriptReady,
@@ -24,7 +27,7 @@ from whisp_shared.events import (
 from whisp_shared.logs import get_logger
 from whisp_shared.streams import RECORDINGS, TRANSCRIBERS_GROUP, TRANSCRIPTS
 from whisp_transcription import metrics
-from whisp_transcription.engines.base import Clip, Engine, TranscribeOptions
+from whisp_transcription.engines.base import Clip, Engine, TranscribeOptions, Transcription
 from whisp_transcription.fetch import AudioFetcher
 from whisp_transcription.model_thread import ModelThread
 from whisp_transcription.settings import TranscriptionSettings
@@ -42,6 +45,24 @@ EXTENSIONS = {
 }
 
 
+class ModelUse:
+    """Work in flight on the model, and when the last of it ended: recordings and live
+    recordings alike, so an idle unload never pulls the model from under either."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.last_used = time.monotonic()
+
+    @contextmanager
+    def busy(self) -> Iterator[None]:
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            self.last_used = time.monotonic()
+
+
 class Transcriber:
     """One process's share of the `transcribers` group: fetch, decode, transcribe."""
 
@@ -51,14 +72,14 @@ class Transcriber:
         fetcher: AudioFetcher,
         settings: TranscriptionSettings,
         thread: ModelThread,
+        use: ModelUse | None = None,
     ) -> None:
         self.engine = engine
         self.thread = thread
         self.fetcher = fetcher
         self.settings = settings
+        self.use = use or ModelUse()
         self._slots = asyncio.Semaphore(settings.max_concurrency)
-        self._in_flight = 0
-        self._last_used = time.monotonic()
 
     def consumer(self) -> Consumer:
         """What this process reads, writes and answers on failure."""
@@ -70,68 +91,77 @@ class Transcriber:
             on_failure=failure_event,
             accepts=lambda event: isinstance(event, RecordingCompleted),
             max_workers=self.settings.max_concurrency,
+            read_count=self.settings.max_concurrency,  # take no more than it can start now
         )
 
     async def handle(self, event: Event) -> TranscriptReady:
         assert isinstance(event, RecordingCompleted)  # `accepts` let nothing else through
         started = time.perf_counter()
         async with self._slots:
-            self._in_flight += 1
-            try:
+            with self.use.busy():
                 raw = await self.fetcher.fetch(event.audio_uri)
                 samples = await self.thread.run(
                     decode_audio, raw, max_seconds=self.settings.max_audio_s
                 )
                 media = event.content_type.split(";")[0].strip()
                 clip = Clip(samples, raw, media, f"audio.{EXTENSIONS.get(media, 'wav')}")
-                result = await self.engine.transcribe(
-                    clip,
-                    TranscribeOptions(
-                        language=event.language,
-                        prompt=event.prompt,
-                        word_timestamps=event.word_timestamps,
-                    ),
-                )
-            finally:
-                self._in_flight -= 1
-                self._last_used = time.monotonic()
+                result = await self.engine.transcribe(clip, transcribe_options(event))
         elapsed = time.perf_counter() - started
-        duration = clip.duration_s
-        rtf = elapsed / duration if duration else 0.0
-        metrics.CLIPS.labels(self.engine.name, self.engine.model_name).inc()
-        metrics.PROCESSING_SECONDS.observe(elapsed)
-        metrics.REAL_TIME_FACTOR.observe(rtf)
-        metrics.AUDIO_SECONDS.inc(duration)
-        log.info(
-            "transcribed",
-            audio_s=round(duration, 2),
-            seconds=round(elapsed, 3),
-            rtf=round(rtf, 3),
-            empty=result.is_empty,
-        )
-        return TranscriptReady(
-            **event.follow_up(),
-            **event.route().model_dump(),
-            text=result.text,
-            is_empty=result.is_empty,
-            language=result.language,
-            segments=result.segments,
-            engine=self.engine.name,
-            model=self.engine.model_name,
-            audio_duration_s=round(duration, 3),
-            processing_s=round(elapsed, 4),
-            real_time_factor=round(rtf, 4),
-        )
+        return transcript_ready(event, result, self.engine, clip.duration_s, elapsed)
 
     async def unload_when_idle(self, idle_s: float) -> None:
         """Free the model after `idle_s` without work; the next clip loads it again."""
         while True:
             await asyncio.sleep(min(idle_s / 4, 5.0))
-            idle = time.monotonic() - self._last_used
-            if self.engine.loaded and not self._in_flight and idle >= idle_s:
+            idle = time.monotonic() - self.use.last_used
+            if self.engine.loaded and not self.use.in_flight and idle >= idle_s:
                 await self.thread.run(self.engine.unload)
                 metrics.MODEL_LOADED.set(0)
                 log.info("model unloaded after idle", idle_s=round(idle, 1))
+
+
+def transcribe_options(event: RecordingCompleted | LiveRecordingStarted) -> TranscribeOptions:
+    """What the recording's caller asked of the recogniser."""
+    return TranscribeOptions(
+        language=event.language, prompt=event.prompt, word_timestamps=event.word_timestamps
+    )
+
+
+def transcript_ready(
+    event: RecordingCompleted | LiveRecordingStarted,
+    result: Transcription,
+    engine: Engine,
+    duration_s: float,
+    elapsed_s: float,
+) -> TranscriptReady:
+    """The transcript that answers a recording (uploaded or live): its identity and agent
+    route, the engine's result, and the time it took (counted and logged)."""
+    rtf = elapsed_s / duration_s if duration_s else 0.0
+    metrics.CLIPS.labels(engine.name, engine.model_name).inc()
+    metrics.PROCESSING_SECONDS.observe(elapsed_s)
+    metrics.REAL_TIME_FACTOR.observe(rtf)
+    metrics.AUDIO_SECONDS.inc(duration_s)
+    log.info(
+        "transcribed",
+        live=isinstance(event, LiveRecordingStarted),
+        audio_s=round(duration_s, 2),
+        seconds=round(elapsed_s, 3),
+        rtf=round(rtf, 3),
+        empty=result.is_empty,
+    )
+    return TranscriptReady(
+        **event.follow_up(),
+        **event.route().model_dump(),
+        text=result.text,
+        is_empty=result.is_empty,
+        language=result.language,
+        segments=result.segments,
+        engine=engine.name,
+        model=engine.model_name,
+        audio_duration_s=round(duration_s, 3),
+        processing_s=round(elapsed_s, 4),
+        real_time_factor=round(rtf, 4),
+    )
 
 
 def failure_event(event: Event, failure: FailureFields) -> TranscriptionFailed:

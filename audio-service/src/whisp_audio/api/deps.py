@@ -13,6 +13,7 @@ from fastapi import Depends
 
 from whisp_audio.device_recordings import DeviceRecordings
 from whisp_audio.ingest import Ingest
+from whisp_audio.live import LiveRecordings
 from whisp_audio.settings import AudioSettings
 from whisp_audio.storage import RecordingStore
 from whisp_shared.http_caller import CallerDep
@@ -22,5 +23,6 @@ SettingsDep = Annotated[AudioSettings, Depends(app_state("settings", AudioSettin
 StoreDep = Annotated[RecordingStore, Depends(app_state("store", RecordingStore))]
 IngestDep = Annotated[Ingest, Depends(app_state("ingest", Ingest))]
 RecordingsDep = Annotated[DeviceRecordings, Depends(app_state("recordings", DeviceRecordings))]
+LiveDep = Annotated[LiveRecordings, Depends(app_state("live", LiveRecordings))]
 
-__all__ = ["CallerDep", "IngestDep", "RecordingsDep", "SettingsDep", "StoreDep"]
+__all__ = ["CallerDep", "IngestDep", "LiveDep", "RecordingsDep", "SettingsDep", "StoreDep"]

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from whisp_audio.device_recordings import DeviceResult, DeviceSnapshot, StoppedBy
 from whisp_audio.ingest import Accepted
+from whisp_audio.live import LiveCommitted, LiveStarted
 from whisp_recorder import RecorderState
 from whisp_recorder.devices import InputDevice
 from whisp_shared.options import RecordingOptions
@@ -105,3 +106,37 @@ class RecordingInfo(BaseModel):
     size: int
     created_at: datetime
     source: str
+
+
+class LiveStart(RecordingOptions):
+    """Body of `POST /live`: the options, and the rate of the PCM16 the client will send."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sample_rate: int = Field(default=24_000, ge=8_000, le=48_000)
+    """Rate of the PCM16 LE mono chunks that follow (24 kHz: OpenAI's Realtime default)."""
+    max_duration_s: float | None = Field(default=None, gt=0)
+    """Commit by itself at this length (at most the service's own `max_duration_s`)."""
+
+
+class LiveRecording(BaseModel):
+    """A live recording opened: send its audio to `/live/{recording_id}/audio`."""
+
+    recording_id: str
+    sample_rate: int
+    max_duration_s: float
+
+    @classmethod
+    def of(cls, started: LiveStarted) -> LiveRecording:
+        return cls(**asdict(started))
+
+
+class LiveCommit(BaseModel):
+    """A live recording stored; its transcript follows on the bus (TranscriptReady)."""
+
+    recording_id: str
+    duration_s: float
+
+    @classmethod
+    def of(cls, committed: LiveCommitted) -> LiveCommit:
+        return cls(**asdict(committed))

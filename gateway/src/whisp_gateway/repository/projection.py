@@ -16,6 +16,7 @@ from whisp_shared.events import (
     AgentFailed,
     AgentResponded,
     Event,
+    LiveRecordingStarted,
     RecordingCompleted,
     TranscriptionFailed,
     TranscriptReady,
@@ -163,6 +164,8 @@ def snapshot_of(event: Event) -> Transcript:
     }
     if isinstance(event, RecordingCompleted):
         return Transcript(**base, duration_s=event.duration_s, **event.route().model_dump())
+    if isinstance(event, LiveRecordingStarted):
+        return Transcript(**base, **event.route().model_dump())
     if isinstance(event, TranscriptReady):
         return Transcript(
             **{**base, "status": "done"},

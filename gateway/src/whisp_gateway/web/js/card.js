@@ -3,9 +3,14 @@
 // snapshots to it and says out loud what changed.
 //
 // data-status on the card: uploading | transcribing | thinking | done | empty | failed |
-// unsent; data-recording-id is "" until the upload answers.
+// unsent; data-recording-id is "" until the upload (or the stream's commit) answers;
+// data-via: upload | stream (how its audio went to the server).
+//
+// A streamed press's card starts with the words said so far (`showPartial`, dimmed where
+// still tentative) and trades them for the stored transcript when its snapshot says done.
 
 import { transcriptionFailureText } from "./failures.js";
+import { partialSpans, renderPartial } from "./partial.js";
 import { renderAnswers } from "./render.js";
 import { awaitsAnswer, isOlder, targetName } from "./snapshot.js";
 import { copyButton, h, timeElement } from "./ui.js";
@@ -41,7 +46,7 @@ export class ResultCard {
    * target: {agent_id?, pipeline?, name?} (the picker's, until a snapshot says);
    * origin: "here" (this tab's clip) or "elsewhere"; nameOf(id, kind) gives display names.
    */
-  constructor({ target = {}, durationS = null, createdAt = new Date(), origin = "here", nameOf }) {
+  constructor({ target = {}, durationS = null, createdAt = new Date(), origin = "here", via = "upload", nameOf }) {
     counter += 1;
     this.key = `local-${counter}`;
     this.recordingId = null;
@@ -57,6 +62,8 @@ export class ResultCard {
     this.badge = h("span", { class: "badge" });
     this.progress = h("span", { class: "progress", "aria-hidden": "true" }, h("span", { class: "progress-bar" }));
     this.transcript = h("p", { class: "transcript" });
+    // Hidden from screen readers: the status line announces the final text once.
+    this.partial = h("p", { class: "partial card-partial", hidden: true, "aria-hidden": "true" }, ...partialSpans());
     this.answer = h("div", { class: "answer", hidden: true });
     this.error = h("p", { class: "result-error", hidden: true });
     this.retry = h("button", { type: "button", class: "btn btn-secondary btn-small retry", hidden: true, text: "Retry upload" });
@@ -68,9 +75,10 @@ export class ResultCard {
     if (origin !== "here") meta.push(h("span", { class: "origin", text: "from another device" }));
     this.el = h(
       "li",
-      { class: "result", dataset: { recordingId: "", status: "uploading", key: this.key } },
+      { class: "result", dataset: { recordingId: "", status: "uploading", key: this.key, via } },
       h("div", { class: "result-meta" }, ...meta, this.badge),
       this.progress,
+      this.partial,
       this.transcript,
       this.answer,
       this.error,
@@ -94,6 +102,11 @@ export class ResultCard {
     if (settled) clearTimeout(this.watchTimer);
   }
 
+  setVia(via) {
+    this.el.dataset.via = via;
+    this.hidePartial();
+  }
+
   setRecordingId(recordingId) {
     this.recordingId = recordingId;
     this.el.dataset.recordingId = recordingId;
@@ -114,6 +127,27 @@ export class ResultCard {
   agentName() {
     const t = this.target;
     return t.name || (t.pipeline ? this.nameOf(t.pipeline, "pipeline") : this.nameOf(t.agent_id, "agent")) || "The agent";
+  }
+
+  // --- a streamed press ------------------------------------------------------
+
+  /** Released while streaming: the server has (nearly) all of it, the text is on its way. */
+  finishing() {
+    this.setStatus("transcribing", "Finishing…");
+    this.progress.classList.add("indeterminate");
+  }
+
+  /** The words so far ({settled, tentative}), until the transcript itself is in. */
+  showPartial(parts) {
+    if (this.status !== "transcribing" || this.el.dataset.via !== "stream") return;
+    renderPartial(this.partial, parts);
+    this.partial.hidden = false;
+    this.el.dataset.live = "true";
+  }
+
+  hidePartial() {
+    this.partial.hidden = true;
+    delete this.el.dataset.live;
   }
 
   // --- the upload ------------------------------------------------------------
@@ -171,12 +205,17 @@ export class ResultCard {
     }
 
     const status = cardStatus(t);
+    if (status !== "transcribing") this.hidePartial(); // replaced by the card's own text
     this.text = status === "failed" ? "" : t.text || "";
     this.transcript.textContent = this.text;
     this.copy.hidden = !this.text;
     if (status === "empty") this.transcript.dataset.empty = "true";
     else delete this.transcript.dataset.empty;
-    this.setStatus(status, status === "thinking" ? `Asking ${this.agentName()}…` : undefined);
+    const badge =
+      status === "thinking" ? `Asking ${this.agentName()}…`
+      : status === "transcribing" && this.el.dataset.via === "stream" ? "Finishing…"
+      : undefined;
+    this.setStatus(status, badge);
 
     this.error.hidden = status !== "failed" && status !== "empty";
     if (status === "failed") {

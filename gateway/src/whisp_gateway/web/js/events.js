@@ -1,8 +1,11 @@
 // The live stream (GET /api/events, SSE) and the connection indicator.
 //
-// The stream carries snapshots only: after every change the gateway stored, a
+// The stream carries snapshots: after every change the gateway stored, a
 // `transcript.updated` event with the whole transcript as GET /api/transcripts/{id} returns
 // it. The page hands each one on as it is (`onSnapshot`); it never rebuilds a transcript.
+// Beside them, live-only events without an id, never replayed: `transcript.partial` (the
+// words so far while a key is held) goes to `onPartial`; `answer.delta` is not drawn (the
+// answer shows whole from the snapshot that follows).
 //
 // While an EventSource is open the browser reconnects by itself after a drop and sends
 // Last-Event-ID, so nothing is missed. If the server refuses a reconnect (an HTTP error,
@@ -15,6 +18,8 @@ import { isSnapshot } from "./snapshot.js";
 
 /** The SSE event name (and `type`) of a stored transcript's snapshot. */
 export const SNAPSHOT_EVENT = "transcript.updated";
+/** The SSE event name (and `type`) of live partial text. */
+export const PARTIAL_EVENT = "transcript.partial";
 
 const LABELS = {
   connecting: "Connecting…",
@@ -25,10 +30,14 @@ const LABELS = {
 };
 
 export class LiveConnection {
-  /** onSnapshot(transcript, event): `event` is the envelope (event_id, trace_id, …). */
-  constructor({ indicator, onSnapshot, onResync, onUnauthorized }) {
+  /**
+   * onSnapshot(transcript, event): `event` is the envelope (event_id, trace_id, …);
+   * onPartial(event): {recording_id, text, stable_chars, sequence}.
+   */
+  constructor({ indicator, onSnapshot, onPartial = () => {}, onResync, onUnauthorized }) {
     this.indicator = indicator;
     this.onSnapshot = onSnapshot;
+    this.onPartial = onPartial;
     this.onResync = onResync;
     this.onUnauthorized = onUnauthorized;
     this.source = null;
@@ -110,6 +119,16 @@ export class LiveConnection {
       }
       if (!event || event.type !== SNAPSHOT_EVENT || !isSnapshot(event.transcript)) return;
       this.onSnapshot(event.transcript, event);
+    });
+    source.addEventListener(PARTIAL_EVENT, (message) => {
+      if (source !== this.source) return;
+      let event;
+      try {
+        event = JSON.parse(message.data);
+      } catch {
+        return;
+      }
+      if (event && event.type === PARTIAL_EVENT && typeof event.recording_id === "string") this.onPartial(event);
     });
   }
 

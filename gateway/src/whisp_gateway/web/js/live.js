@@ -20,7 +20,8 @@ const WATCH_GIVE_UP_MS = 10 * 60_000;
 export class LiveResults {
   /**
    * hooks: nameOf(id, kind), announce(text, {kind, code, title, detail}), onEmpty(isEmpty),
-   * onFetched(snapshot) (the watchdog fetched a snapshot: the history wants it too)
+   * onFetched(snapshot) (the watchdog fetched a snapshot: the history wants it too),
+   * onHeld(snapshot) (one of an unknown recording was held: maybe a streaming press's)
    */
   constructor(list, hooks) {
     this.list = list;
@@ -58,7 +59,7 @@ export class LiveResults {
 
   /** A released clip: a card in "uploading". target: {agent_id?, pipeline?, name?} */
   addClip({ durationMs, target }) {
-    return this.#add({ target, durationS: durationMs / 1000 });
+    return this.#add({ target, durationS: durationMs / 1000, via: "upload" });
   }
 
   uploadStarted(card) {
@@ -96,6 +97,61 @@ export class LiveResults {
     this.hooks.onEmpty(this.list.children.length === 0);
   }
 
+  // --- a streamed press's side (streamed.js) -----------------------------------
+  //
+  // While a press streams, its recording's first snapshot ("processing", when the server
+  // opened it) can come before this page knows its id: from press to `committed` the press
+  // counts as in flight, so such snapshots are held, as for an upload.
+
+  /** True when a card here shows `recordingId`. */
+  knows(recordingId) {
+    return this.cards.has(recordingId);
+  }
+
+  /** A streamed press began. */
+  expectStream() {
+    this.inFlight += 1;
+  }
+
+  /** It ended without a card (cancelled, too short, or now an upload); its snapshots go. */
+  streamDropped(recordingId) {
+    this.inFlight = Math.max(0, this.inFlight - 1);
+    if (recordingId) this.held.delete(recordingId);
+    this.#flushHeld();
+  }
+
+  /** Released: a card that waits for the commit (still in flight); registered if the id is known. */
+  addStream({ durationMs, target, recordingId }) {
+    const card = this.#add({ target, durationS: durationMs / 1000, via: "stream" });
+    card.finishing();
+    if (recordingId) this.#register(card, recordingId);
+    return card;
+  }
+
+  /** The server has the whole press: `recordingId`'s snapshots are this card's. */
+  streamCommitted(card, recordingId) {
+    this.inFlight = Math.max(0, this.inFlight - 1);
+    if (card.recordingId && card.recordingId !== recordingId) this.cards.delete(card.recordingId);
+    this.#register(card, recordingId);
+    card.awaitResult();
+    const held = this.held.get(recordingId);
+    this.held.delete(recordingId);
+    if (held) this.#show(card, held);
+    this.#watch(card);
+    this.#flushHeld();
+  }
+
+  /** The commit failed: the card becomes an upload's (uploadStarted counts it again). */
+  streamAbandoned(card) {
+    this.inFlight = Math.max(0, this.inFlight - 1);
+    if (card.recordingId) {
+      this.cards.delete(card.recordingId);
+      this.held.delete(card.recordingId);
+      card.setRecordingId("");
+    }
+    card.setVia("upload");
+  }
+
   // --- snapshots -------------------------------------------------------------
 
   /** Show a snapshot on its card; a recording without a card yet is held or gets one. */
@@ -108,6 +164,7 @@ export class LiveResults {
     if (this.inFlight > 0) {
       // Maybe the recording of an upload whose answer is still on its way back.
       if (!isOlder(t, this.held.get(t.recording_id))) this.held.set(t.recording_id, t);
+      if (this.hooks.onHeld) this.hooks.onHeld(t);
       return;
     }
     this.#adopt(t);

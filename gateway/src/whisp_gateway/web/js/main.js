@@ -6,6 +6,14 @@
 //   snapshot.js  questions about a snapshot         render.js   agent answers
 //   notice.js    status line and alert              ratelimit.js the 429 countdown
 //   failures.js  error code → actionable text       agents.js   the "Send to" picker
+//   stream.js    the Realtime socket (utterance.js: one press on it)
+//   streamed.js  a press that streams               partial.js  words while held
+//   pcm.js       the PCM tap (pcm-worklet.js, the audio thread)
+//
+// Streaming or upload, per press: a press streams (PCM over the Realtime socket, words under
+// the button while held, commit on release) when the socket is open and ready for the chosen
+// agent and the browser runs an AudioWorklet; otherwise it records with MediaRecorder and
+// uploads, as it always did. A stream that breaks during a press uploads that press's audio.
 
 import { AgentPicker } from "./agents.js";
 import { Code } from "./codes.js";
@@ -14,9 +22,12 @@ import { micFailureTitle } from "./failures.js";
 import { History } from "./history.js";
 import { LiveResults } from "./live.js";
 import { Notice, NoticeCode, StatusLine } from "./notice.js";
+import { PartialLine } from "./partial.js";
 import { RateLimit } from "./ratelimit.js";
 import { MAX_RECORDING_MS } from "./recorder.js";
 import { createSession } from "./session.js";
+import { RealtimeLink } from "./stream.js";
+import { Streamer } from "./streamed.js";
 import { createTalk } from "./talk.js";
 import { $, describeDuration, formatClock } from "./ui.js";
 import { createUploader } from "./upload.js";
@@ -28,11 +39,20 @@ const status = new StatusLine($("#status"));
 const notice = new Notice($("#error"));
 const rateLimit = new RateLimit({ notice, status, button: ptt });
 
+// data-stream on the button says whether the next press streams (ready) or uploads.
+const link = new RealtimeLink({
+  onState: (state) => {
+    ptt.dataset.stream = state;
+  },
+});
+ptt.dataset.stream = link.state;
+
 const agents = new AgentPicker({
   select: $("#agent"),
   note: $("#agent-note"),
   retry: $("#agent-retry"),
   filter: $("#filter-agent"),
+  onChange: (target) => link.setTarget(target), // the socket's URL carries the agent
 });
 const nameOf = (id, kind) => agents.nameOf(id, kind);
 
@@ -53,6 +73,7 @@ const live = new LiveResults(results, {
     resultsEmpty.hidden = !empty;
   },
   onFetched: (snapshot) => history.apply(snapshot),
+  onHeld: (snapshot) => streamer.unknownSnapshot(snapshot),
 });
 
 const history = new History(
@@ -88,6 +109,7 @@ const connection = new LiveConnection({
     live.apply(transcript);
     history.apply(transcript);
   },
+  onPartial: (event) => streamer.partial(event),
   onResync: () => {
     live.resync();
     history.resync();
@@ -99,13 +121,18 @@ const session = createSession({
   onSignedIn: (me, { sameUser }) => {
     if (!sameUser) live.clear(); // another person's cards must not stay on screen
     connection.start();
-    agents.load().then(() => history.rerender()); // agent names replace ids once known
+    link.start(agents.current());
+    agents.load().then(() => {
+      history.rerender(); // agent names replace ids once known
+      link.setTarget(agents.current()); // the remembered choice, now that it is known
+    });
     history.reload();
     status.set("");
     if (!results.children.length) resultsEmpty.hidden = false;
   },
   onSignedOut: ({ byLogout }) => {
     connection.stop();
+    link.stop();
     history.clear();
     if (byLogout) {
       live.clear();
@@ -116,6 +143,31 @@ const session = createSession({
 });
 
 const sendClip = createUploader({ live, notice, status, rateLimit, isSignedIn: () => Boolean(session.user) });
+
+/** A stream broke: say so with its code (the server's, or the page's StreamCode). */
+function streamBroke(error, { released }) {
+  if (error.code === Code.RATE_LIMITED) {
+    const seconds = Number((/(\d+)\s*s\b/.exec(error.message || "") || [])[1]);
+    rateLimit.start(seconds > 0 ? seconds : 30);
+    return;
+  }
+  const text = released
+    ? "The live connection broke before the recording was confirmed, so it is uploaded instead: nothing is lost."
+    : "The live connection broke: your words stop showing while you talk, but the recording goes on and is uploaded when you release.";
+  notice.show(text, { title: "Live text interrupted", code: error.code || NoticeCode.GENERIC, kind: "hint" });
+}
+
+const streamer = new Streamer({
+  link,
+  line: new PartialLine($("#partial")),
+  live,
+  sendClip,
+  hooks: {
+    onStatus: (text) => status.set(text),
+    onInterrupted: (error) => streamBroke(error, { released: false }),
+    onFallback: (error) => streamBroke(error, { released: true }),
+  },
+});
 
 // --- the talk button ------------------------------------------------------------------
 
@@ -140,10 +192,15 @@ createTalk({
         actions: [{ label: "Try again", onClick: () => { notice.clear(); focusPtt(); } }],
       });
     },
+    beginCapture: (mic) => streamer.begin(mic),
     onStart: () => {
       if (notice.kind !== "warn") notice.clear(); // a countdown or time-limit note stays
       status.set("Recording… release to send.");
       document.title = "● Recording – WhisPTT";
+    },
+    onCancelled: () => {
+      document.title = "WhisPTT";
+      status.set("Cancelled: nothing was sent.");
     },
     onTooShort: () => {
       document.title = "WhisPTT";
@@ -156,8 +213,7 @@ createTalk({
     },
     onClip: (clip) => {
       document.title = "WhisPTT";
-      const target = agents.current();
-      const card = live.addClip({ durationMs: clip.durationMs, target });
+      const target = clip.target || agents.current(); // a stream's: its socket's route
       if (clip.reason === "max") {
         notice.show(
           `Recordings stop at ${formatClock(MAX_RECORDING_MS)} (${describeDuration(MAX_RECORDING_MS / 1000)}); ` +
@@ -165,7 +221,11 @@ createTalk({
           { title: "Time limit reached", code: NoticeCode.TOO_LONG, kind: "warn" },
         );
       }
-      sendClip(card, clip, target);
+      if (clip.kind === "stream") {
+        clip.send(target);
+        return;
+      }
+      sendClip(live.addClip({ durationMs: clip.durationMs, target }), clip, target);
     },
   },
 });

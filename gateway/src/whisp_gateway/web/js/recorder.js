@@ -1,5 +1,8 @@
 // The browser microphone: one getUserMedia stream kept for the whole visit, a level meter
-// (AnalyserNode RMS), and one MediaRecorder per clip.
+// (AnalyserNode RMS), a PCM tap for streaming (pcm.js) on the same source, and one
+// MediaRecorder per clip for the upload path.
+
+import { PcmTap, canCapturePcm } from "./pcm.js";
 
 export const MAX_RECORDING_MS = 5 * 60 * 1000;
 export const MIN_RECORDING_MS = 300;
@@ -98,6 +101,7 @@ export class Microphone {
   #source = null;
   #analyser = null;
   #samples = null;
+  #tap = null; // a PcmTap, or a promise of one while the worklet loads
 
   /** True while we hold a live microphone stream. */
   get ready() {
@@ -163,9 +167,33 @@ export class Microphone {
       this.#source.connect(analyser);
       this.#samples = new Float32Array(analyser.fftSize);
       this.#analyser = analyser;
+      if (this.#tap instanceof PcmTap) this.#tap.connect(this.#source);
     } catch {
       this.#analyser = null;
     }
+  }
+
+  /**
+   * The PCM tap on the live microphone (after acquire()), or null where this browser cannot
+   * stream: no AudioWorklet, or an AudioContext that will not run. The first call loads the
+   * worklet; later ones are instant.
+   */
+  async pcmTap() {
+    const context = this.#context;
+    if (!canCapturePcm(context) || !this.#source) return null;
+    if (context.state !== "running") {
+      // wake() asked inside the gesture; a context that still will not run captures nothing.
+      await Promise.race([context.resume().catch(() => {}), new Promise((r) => setTimeout(r, 300))]);
+      if (context.state !== "running") return null;
+    }
+    if (!this.#tap) {
+      this.#tap = PcmTap.create(context, this.#source).catch(() => null);
+      this.#tap = await this.#tap;
+      return this.#tap;
+    }
+    const tap = await this.#tap;
+    if (tap) tap.connect(this.#source);
+    return tap;
   }
 
   /** Input level 0…1: RMS of the last ~40 ms in dBFS, mapped from -60 dB (0) to 0 dB (1). */
@@ -211,16 +239,19 @@ export class Recording {
     return this.recorder.state;
   }
 
-  /** Stop and collect: {blob, mimeType, durationMs}. */
+  /** Stop and collect: {kind: "upload", blob, mimeType, durationMs, empty}. */
   stop() {
     const stoppedAt = performance.now();
     return new Promise((resolve) => {
       const done = () => {
         const type = this.mimeType || this.recorder.mimeType || "audio/webm";
+        const blob = new Blob(this.chunks, { type });
         resolve({
-          blob: new Blob(this.chunks, { type }),
+          kind: "upload",
+          blob,
           mimeType: type,
           durationMs: this.startedAt == null ? 0 : Math.max(0, stoppedAt - this.startedAt),
+          empty: blob.size === 0,
         });
       };
       if (this.recorder.state === "inactive") {
@@ -234,5 +265,11 @@ export class Recording {
         done();
       }
     });
+  }
+
+  /** Stop and throw the audio away (cancel). */
+  async cancel() {
+    await this.stop();
+    this.chunks = [];
   }
 }

@@ -1,12 +1,17 @@
 // Push to talk: the button's pointer and keyboard input, the microphone's life cycle, the
 // level meter and the timer. Hands each finished clip to `onClip`.
 //
+// A press streams when `beginCapture` gives it a streamed recording (streamed.js: PCM over
+// the Realtime socket); otherwise it records with MediaRecorder for the upload path. Both
+// look alike here: start at construction, stop() → clip, cancel().
+//
 // Input:
 // - pointer (mouse, touch, pen): pointerdown starts (with pointer capture), pointerup,
 //   pointercancel or lostpointercapture stops;
 // - Space held anywhere on the page except in form fields and other controls (key
 //   auto-repeat ignored; leaving the window counts as a release);
-// - Enter on the button, or a click from assistive technology, toggles start/stop.
+// - Enter on the button, or a click from assistive technology, toggles start/stop;
+// - Escape while recording cancels: nothing is sent.
 
 import { MAX_RECORDING_MS, MIN_RECORDING_MS, MicError, Microphone, Recording } from "./recorder.js";
 import { formatClock } from "./ui.js";
@@ -28,14 +33,16 @@ function ownsSpace(target, pttButton) {
  * options: button, level, timer, hooks {
  *   isBlocked() -> string|null     (a reason not to record now, e.g. rate limited),
  *   onBlocked(reason), onStatus(text), onMicError(MicError), onStart(), onTooShort(),
- *   onClip({blob, mimeType, durationMs, peak, reason}), onWarn(text)
+ *   onClip({kind, blob?, mimeType?, durationMs, peak, reason, …}), onWarn(text),
+ *   onCancelled(),
+ *   beginCapture(mic) -> Promise<streamed recording | null>   (optional: streaming)
  * }
  */
 export function createTalk({ button, level, timer, hooks }) {
   const mic = new Microphone();
   const fill = level.querySelector(".level-fill");
   const label = button.querySelector(".ptt-label");
-  let state = "idle"; // idle | acquiring | recording | stopping
+  let state = "idle"; // idle | acquiring | starting | recording | stopping
   let source = null; // pointer | key | toggle
   let held = false;
   let recording = null;
@@ -140,8 +147,26 @@ export function createTalk({ button, level, timer, hooks }) {
       if (firstTime) hooks.onStatus("Microphone ready. Now hold the button while you talk.");
       return;
     }
+    state = "starting";
+    let streamed = null;
+    if (hooks.beginCapture) {
+      try {
+        streamed = await hooks.beginCapture(mic);
+      } catch {
+        streamed = null; // whatever broke, the upload path still works
+      }
+    }
+    if (!held) {
+      // Released before the capture started (a tap): nothing worth sending.
+      if (streamed) await streamed.cancel();
+      state = "idle";
+      source = null;
+      setVisual("idle");
+      hooks.onTooShort();
+      return;
+    }
     try {
-      recording = new Recording(mic.stream);
+      recording = streamed || new Recording(mic.stream);
     } catch (error) {
       state = "idle";
       held = false;
@@ -177,7 +202,8 @@ export function createTalk({ button, level, timer, hooks }) {
     const clip = await current.stop();
     state = "idle";
     source = null;
-    if (clip.durationMs < MIN_RECORDING_MS || clip.blob.size === 0) {
+    if (clip.durationMs < MIN_RECORDING_MS || clip.empty) {
+      if (clip.discard) clip.discard();
       hooks.onTooShort();
       return;
     }
@@ -221,8 +247,30 @@ export function createTalk({ button, level, timer, hooks }) {
   button.addEventListener("lostpointercapture", pointerEnd);
   button.addEventListener("contextmenu", (event) => event.preventDefault());
 
+  /** Stop without sending. */
+  async function abort() {
+    if (state !== "recording") return false;
+    state = "stopping";
+    clearTimeout(maxTimer);
+    const current = recording;
+    recording = null;
+    resetMeters();
+    setVisual("idle");
+    await current.cancel();
+    state = "idle";
+    source = null;
+    return true;
+  }
+
   // --- keyboard ------------------------------------------------------------
   let spaceHeld = false;
+
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape" || state !== "recording") return;
+    event.preventDefault();
+    held = false;
+    abort().then((stopped) => stopped && hooks.onCancelled && hooks.onCancelled());
+  });
 
   document.addEventListener("keydown", (event) => {
     if (!isSpace(event) || event.ctrlKey || event.metaKey || event.altKey) return;
@@ -270,16 +318,8 @@ export function createTalk({ button, level, timer, hooks }) {
     },
     /** Stop without sending (logout, page hidden for good). */
     async cancel() {
-      if (state !== "recording") return;
-      state = "stopping";
-      clearTimeout(maxTimer);
-      const current = recording;
-      recording = null;
-      resetMeters();
-      setVisual("idle");
-      await current.stop();
-      state = "idle";
-      source = null;
+      held = false;
+      await abort();
     },
   };
 }

@@ -1,0 +1,1 @@
+"""The OpenAI Realtime transcription protocol and its sessions."""
