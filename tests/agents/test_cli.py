@@ -17,6 +17,7 @@ from tests.agents.chat_stub import ChatStub, Reply
 from tests.agents.conftest import REGISTRY, write_registry
 from tests.support.processes import Services
 from tests.support.processes import service as service_spec
+from whisp_agent.framing import unframe
 from whisp_cli.redis_server import RedisServer, free_port
 
 WHISP = [sys.executable, "-m", "whisp_cli.main"]
@@ -69,7 +70,8 @@ def test_run_from_stdin_without_streaming(service: str, chat_stub: ChatStub) -> 
     done = whisp("agent", "run", "expert", "--no-stream", "--url", service, stdin="from a pipe\n")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "piped answer"
-    assert chat_stub.completions[-1].body["messages"][-1]["content"] == "from a pipe\n"
+    sent = chat_stub.completions[-1].body["messages"][-1]["content"]
+    assert unframe(sent) == "from a pipe"  # the dictation reaches the model as framed data
 
 
 def test_run_reports_service_errors_with_their_code(service: str, chat_stub: ChatStub) -> None:
@@ -86,7 +88,7 @@ def test_chat_repl_remembers_and_shows_attributed_history(
                  stdin="I am Ann\nWho am I?\n/history\n/exit\n")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "expert: Hello Ann" in done.stdout and "expert: You are Ann" in done.stdout
-    sent = [m["content"] for m in chat_stub.completions[1].body["messages"]]
+    sent = [unframe(m["content"]) for m in chat_stub.completions[1].body["messages"]]
     assert sent[-3:] == ["I am Ann", "Hello Ann", "Who am I?"]
     history = done.stdout.split("you> ")[-2]  # what /history printed
     assert "you: I am Ann" in " ".join(history.split())
@@ -115,13 +117,13 @@ def test_validate_lists_every_problem_and_fails(
 def test_validate_accepts_the_shipped_registry() -> None:
     done = whisp("agents", "validate", str(ROOT / "agent-service/agents"))
     assert done.returncode == 0, done.stderr
-    assert "valid: 5 agent(s), 1 pipeline(s)" in done.stdout
+    assert "valid: 6 agent(s), 1 pipeline(s)" in done.stdout
 
 
 def test_validate_does_not_load_the_agent_sdk() -> None:
     code = ("import sys, whisp_cli.main; from whisp_agent.registry import load_registry; "
             "from whisp_agent.tools import builtin_tools; from whisp_agent.settings import "
-            "AgentSettings; print(sorted(m for m in ('agents', 'openai', 'faststream', "
+            "AgentSettings; print(sorted(m for m in ('agents', 'openai', "
             "'llama_cpp') if m in sys.modules))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout  # fmt: skip

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from tests.agents.chat_stub import ChatStub, Reply, error
 from tests.agents.conftest import make_settings, sse_events
 from whisp_agent.app import create_app
+from whisp_agent.framing import unframe
 from whisp_shared.bus import EventBus
 from whisp_shared.config import BusSettings
 
@@ -189,7 +190,7 @@ async def test_chat_session_history_and_usage_per_user(
         )
         assert response.status_code == 200
     messages = chat_stub.completions[1].body["messages"]
-    assert [m["content"] for m in messages if m["role"] != "system"] == [
+    assert [unframe(m["content"]) for m in messages if m["role"] != "system"] == [
         "I am Ann", "Hello Ann", "Who am I?",
     ]  # fmt: skip
     history = (await client.get("/sessions/c1", headers=alice)).json()["turns"]

@@ -11,6 +11,7 @@ from agents.testing import ModelStep, ScriptedModel, assistant_message, function
 
 from tests.agents.conftest import Rig, make_rig, make_settings
 from whisp_agent.errors import GuardrailTripped, MaxTurns, UnknownAgent
+from whisp_agent.framing import DATA_RULE
 from whisp_agent.runs import RunRequest
 
 
@@ -64,10 +65,13 @@ async def test_handoff_transfers_the_answer_and_attributes_it(tmp_path: Path) ->
     assert outcome.agent_id == "expert"
     assert outcome.stages[0].started_with == "helper"
     assert outcome.stages[0].handoffs == ["helper->expert"]
-    assert [c.system_instructions.split("\n")[0] for c in model.calls if c.system_instructions] == [
+    # Each agent's own instructions, after the rule that the dictation is data.
+    prompts = [c.system_instructions or "" for c in model.calls]
+    assert [p.split("\n\n")[1] for p in prompts] == [
         "Help; use tools; hand specialist questions to the expert.",
         "Answer as an expert.",
     ]
+    assert all(p.startswith(DATA_RULE) for p in prompts)
 
 
 async def test_three_stage_pipeline_feeds_outputs_forward_and_keeps_each(tmp_path: Path) -> None:
@@ -82,9 +86,13 @@ async def test_three_stage_pipeline_feeds_outputs_forward_and_keeps_each(tmp_pat
         ("stage_c", "stage_c", "C-out"),
     ]
     assert outcome.output == "C-out"
-    inputs = [str(c.input) for c in model.calls]
-    assert "raw transcript" in inputs[0]
-    assert "Previous: A-out / Original: raw transcript" in inputs[1]
+    inputs = [c.input[-1]["content"] for c in model.calls]  # type: ignore[index]
+    assert "<transcript>\nraw transcript\n</transcript>" in inputs[0]
+    # The stage's template is the registry's text; what it quotes is framed as data.
+    assert (
+        "Previous: <transcript>\nA-out\n</transcript> / "
+        "Original: <transcript>\nraw transcript\n</transcript>"
+    ) in inputs[1]
     assert "B-out" in inputs[2]
 
 
@@ -171,7 +179,9 @@ async def test_verbosity_table_with_per_field_override(tmp_path: Path) -> None:
     poet, expert = (c.model_settings for c in model.calls)
     assert (poet.temperature, poet.max_tokens) == (1.1, 200)  # override wins, cap from table
     assert (expert.temperature, expert.max_tokens) == (0.7, 1500)
-    assert "at most three sentences" in (model.calls[0].system_instructions or "")
+    # The hint follows the dictated text, with the task (small models recited it otherwise).
+    assert "at most three sentences" in str(model.calls[0].input)
+    assert "at most three sentences" not in (model.calls[0].system_instructions or "")
 
 
 async def test_unknown_target_is_404_unknown_agent(tmp_path: Path) -> None:

@@ -1,11 +1,13 @@
 """Benchmark: the agent service's overhead per run, against calling the model directly.
 
-Same model server (the real llama.cpp server on Gemma 3 270M), same prompt, same settings
-(temperature 0, fixed max_tokens, so both paths generate the same tokens), interleaved in
-one run:
-- direct: POST /v1/chat/completions with httpx;
+Same model server (the real llama.cpp server on the default bundled model), same settings
+(temperature 0, fixed max_tokens), interleaved in one run:
+- direct: POST /v1/chat/completions with httpx, streamed (time to first token, tokens/s);
 - service: a TranscriptReady(agent_id) published on the bus → the agent service (in this
   process, real Redis) → AgentResponded read back from whisp:responses.
+The direct call sends exactly the messages the service sends (the framing rule as system
+prompt, the framed transcript with the task after it: `framing`), so both generate the same
+tokens and the ratio is the service's own cost.
 The ratio service/direct (median) goes to tests/bench/results/agents.json. Nothing asserts
 speed; only that every run answered once.
 """
@@ -24,7 +26,15 @@ from redis.asyncio import Redis
 from tests.agents.local_llm_proc import LocalLLM
 from tests.integration.bus_helpers import stream_events, wait_for
 from whisp_agent.app import create_app
-from whisp_agent.settings import AgentSettings, LocalLLMSettings, ModelKnobs, VerbosityStyle
+from whisp_agent.framing import system_prompt, user_message
+from whisp_agent.settings import (
+    DEFAULT_LOCAL_MODEL,
+    AgentSettings,
+    LocalLLMSettings,
+    ModelKnobs,
+    VerbosityStyle,
+)
+from whisp_agent.spec import AgentSpec
 from whisp_shared.bus import EventBus
 from whisp_shared.config import BusSettings
 from whisp_shared.events import AgentResponded, TranscriptReady
@@ -37,6 +47,29 @@ MAX_TOKENS = 16
 INSTRUCTIONS = "You are a helpful assistant."
 PROMPT = "Summarize: the meeting moved to Friday and Bob books the room."
 RESULTS = Path(__file__).parent / "results" / "agents.json"
+
+
+async def direct_stream(
+    http: httpx.AsyncClient, url: str, body: dict[str, object]
+) -> tuple[float, str, dict[str, int]]:
+    """Stream one completion: (seconds to the first text, the text, the usage chunk)."""
+    started = time.perf_counter()
+    first = 0.0
+    parts: list[str] = []
+    usage: dict[str, int] = {}
+    async with http.stream("POST", url, json={**body, "stream": True}) as response:
+        assert response.status_code == 200
+        async for line in response.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            usage = chunk.get("usage") or usage
+            for choice in chunk.get("choices") or ():
+                content = (choice.get("delta") or {}).get("content")
+                if content:
+                    first = first or time.perf_counter() - started
+                    parts.append(content)
+    return first, "".join(parts), usage
 
 
 async def test_service_overhead_against_direct_model_calls(
@@ -58,18 +91,27 @@ async def test_service_overhead_against_direct_model_calls(
         bus = EventBus(bus_settings.model_copy(update={"claim_idle_ms": 60_000}))
         app = create_app(settings, bus)
         direct_s: list[float] = []
+        ttft_s: list[float] = []
+        tok_s: list[float] = []
         service_s: list[float] = []
+        spec = AgentSpec(id="bench", instructions=INSTRUCTIONS)
         async with app.router.lifespan_context(app), httpx.AsyncClient(timeout=60) as http:
-            body = {"model": "gemma-3-270m", "temperature": 0.0, "max_tokens": MAX_TOKENS,
-                    "messages": [{"role": "system", "content": INSTRUCTIONS},
-                                 {"role": "user", "content": PROMPT}]}  # fmt: skip
+            messages = [
+                {"role": "system", "content": system_prompt(spec)},
+                {"role": "user", "content": user_message(spec, None, PROMPT, PROMPT)},
+            ]
+            body = {"model": DEFAULT_LOCAL_MODEL, "temperature": 0.0, "max_tokens": MAX_TOKENS,
+                    "messages": messages}  # fmt: skip
             await http.post(f"{llm.base_url}/chat/completions", json=body)  # warm-up
             for i in range(RUNS):
                 started = time.perf_counter()
-                response = await http.post(f"{llm.base_url}/chat/completions", json=body)
+                first, text, usage = await direct_stream(http, f"{llm.base_url}/chat/completions",
+                                                         body)  # fmt: skip
                 direct_s.append(time.perf_counter() - started)
-                assert response.status_code == 200
-                direct_text = response.json()["choices"][0]["message"]["content"]
+                ttft_s.append(first)
+                if direct_s[-1] - first > 0:
+                    tok_s.append(usage.get("completion_tokens", 0) / (direct_s[-1] - first))
+                direct_text = text
 
                 started = time.perf_counter()
                 await bus.publish(TRANSCRIPTS, TranscriptReady(
@@ -90,7 +132,10 @@ async def test_service_overhead_against_direct_model_calls(
     result = {
         "runs": RUNS,
         "max_tokens": MAX_TOKENS,
-        "model": "gemma-3-270m (Q4_K_M, llama-cpp-python server)",
+        "model": f"{DEFAULT_LOCAL_MODEL} (Q4_K_M, llama-cpp-python server)",
+        "direct_ttft_median_ms": round(statistics.median(ttft_s) * 1000, 1),
+        "direct_decode_tok_s_median": round(statistics.median(tok_s), 1) if tok_s else None,
+        "direct_prompt_tokens": usage.get("prompt_tokens"),
         "direct_median_s": round(direct, 4),
         "service_median_s": round(service, 4),
         "overhead_median_ms": round((service - direct) * 1000, 1),

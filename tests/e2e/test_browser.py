@@ -2,7 +2,7 @@
 the agent's answer.
 
 The whole stack runs as `whisp up` (separate processes: Redis, audio, one tiny.en worker,
-the offline Gemma 270M model server, agents, gateway). A user is created with
+the offline Qwen2.5 1.5B model server, agents, gateway). A user is created with
 `whisp users add` in the stack's gateway database *before* the stack starts, so the page
 asks for a token (no single-user mode). Debian's Chromium, driven by Playwright, plays a
 real spoken sentence (espeak-ng) as its microphone through the fake capture device.
@@ -52,7 +52,7 @@ MAX_WER = 0.25
 MIN_PEAK = 0.05  # the page's meter (0..1 = -60..0 dBFS); a wrong WAV path leaves it at 0
 
 TRANSCRIPT_TIMEOUT_MS = 60_000
-ANSWER_TIMEOUT_MS = 120_000  # Gemma 270M on 2 busy cores
+ANSWER_TIMEOUT_MS = 120_000  # the local 1.5B model on 2 busy cores
 
 
 # --- the stack -------------------------------------------------------------------------

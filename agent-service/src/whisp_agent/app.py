@@ -21,7 +21,7 @@ from whisp_agent.consumer import agent_consumer
 from whisp_agent.registry import Registry, load_registry
 from whisp_agent.runtime import AgentRuntime
 from whisp_agent.sessions import RedisSessions, SessionStore, SQLiteSessions
-from whisp_agent.settings import AgentSettings
+from whisp_agent.settings import LOCAL_PROVIDER, AgentSettings
 from whisp_agent.store import Store
 from whisp_agent.tools import ToolDeps, builtin_tools
 from whisp_agent.tools.transcripts import GatewayTranscripts
@@ -34,9 +34,39 @@ from whisp_shared.service import create_service_app
 log = get_logger(__name__)
 
 
+class LocalModelWarm:
+    """Ready check: the local model server has said ready (it answers `/readyz` only once its
+    model is loaded and warm). Checked until it first succeeds, then remembered: a local
+    model that goes away later fails the runs that need it (with `upstream_unavailable`),
+    not the service, which may serve agents on other providers."""
+
+    def __init__(self, url: str, http: httpx.AsyncClient) -> None:
+        self.url = url
+        self.http = http
+        self.seen = False
+
+    async def __call__(self) -> bool:
+        if not self.seen:
+            try:
+                response = await self.http.get(self.url, timeout=2.0)
+                self.seen = response.status_code == 200 and response.json().get("status") == "ready"
+            except (httpx.HTTPError, ValueError):
+                return False
+        return self.seen
+
+
 def load(settings: AgentSettings) -> Registry:
     """The validated registry (RegistryError lists every problem)."""
     return load_registry(settings.registry, settings, builtin_tools().names())
+
+
+def uses_local_model(settings: AgentSettings) -> bool:
+    """Agents default to the bundled local model server (not a `local` provider override)."""
+    return (
+        settings.default_provider == LOCAL_PROVIDER
+        and settings.local_llm.enabled
+        and LOCAL_PROVIDER not in settings.providers
+    )
 
 
 def create_app(
@@ -87,9 +117,15 @@ def create_app(
             await sessions.close()
             store.close()
 
-    # Readiness is Redis only: one unreachable model server (the local LLM, OpenAI) must not
-    # take down agents on other providers; run failures say which provider is down.
-    app = create_service_app("WhisPTT agent service", bus, lifespan=lifespan)
+    # Readiness: Redis, and the local model warm once when agents default to it. A model
+    # server that goes away later (the local LLM, OpenAI) must not take down agents on other
+    # providers; run failures say which provider is down.
+    checks = {}
+    if uses_local_model(settings):
+        checks["local_model"] = LocalModelWarm(
+            f"http://{settings.local_llm.host}:{settings.local_llm.port}/readyz", http
+        )
+    app = create_service_app("WhisPTT agent service", bus, lifespan=lifespan, checks=checks)
     app.state.settings = settings
     app.state.runtime = runtime
     app.state.store = store

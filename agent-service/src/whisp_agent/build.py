@@ -27,7 +27,7 @@ from agents.items import TResponseInputItem
 from agents.tool_context import ToolContext
 from pydantic import ValidationError
 
-from whisp_agent import guardrails
+from whisp_agent import framing, guardrails
 from whisp_agent.errors import AgentConfigError
 from whisp_agent.registry import Registry
 from whisp_agent.retrying import RetryingModel, RetryPolicy
@@ -135,7 +135,7 @@ def input_guardrail(spec: GuardrailSpec) -> InputGuardrail[ToolDeps]:
     async def check(
         _ctx: RunContextWrapper[ToolDeps], _agent: Agent[Any], data: str | list[TResponseInputItem]
     ) -> GuardrailFunctionOutput:
-        reason = guardrails.check(spec, _last_user_text(data))
+        reason = guardrails.check(spec, framing.unframe(_last_user_text(data)))
         return GuardrailFunctionOutput(output_info=reason, tripwire_triggered=reason is not None)
 
     return InputGuardrail(guardrail_function=check, name=spec.type, run_in_parallel=False)
@@ -172,9 +172,14 @@ class AgentFactory:
         return ModelSettings(**knobs.model_dump(exclude_none=True), include_usage=True)
 
     def instructions(self, spec: AgentSpec) -> str:
+        """The system prompt: the rule that the delimited dictation is data (`framing`), then
+        the agent's own instructions (the verbosity hint follows the input: `user_message`)."""
+        return framing.system_prompt(spec)
+
+    def user_message(self, spec: AgentSpec, template: str | None, text: str, original: str) -> str:
+        """What the model gets as the user's turn (`framing.user_message`)."""
         hint = self.settings.verbosity[spec.verbosity].hint
-        base = (spec.instructions or "").strip()
-        return f"{base}\n\n{hint}" if hint else base
+        return framing.user_message(spec, template, text, original, hint)
 
     def unavailable(self, agent_id: str) -> str | None:
         """Why the agent (or an agent it hands off to) cannot run now, else None."""

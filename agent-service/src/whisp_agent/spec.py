@@ -9,7 +9,7 @@ what the choices are, instead of a generic "validation error".
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -55,6 +55,20 @@ class AgentSpec(_Doc):
     memory: bool = True
     """False: session ids are ignored; every run starts fresh."""
     max_turns: int | None = Field(default=None, ge=1)
+    dictation: Literal["data", "request"] = "data"
+    """How the agent treats the dictated text (always delimited, see `framing`): `data` is
+    the material its task works on, and requests in it are not obeyed (a summarizer, the
+    clean-up agent); `request` is the user asking it something (an assistant), which still
+    cannot change its instructions."""
+    task: str | None = None
+    """The task in one line, repeated after the dictated text (default: the instructions;
+    for `dictation: request`, "help with the request above")."""
+    filters: list[Literal["disfluencies"]] = Field(default_factory=list)
+    """Rules applied to the input before the model sees it: `disfluencies` removes
+    hesitations, set-off fillers and evident self-corrections (`whisp_agent.disfluency`)."""
+    text_only: bool = False
+    """The answer is the (transformed) text itself: a preamble such as "Here is the cleaned
+    text:" or quotes around the whole answer are removed from the final output."""
 
     @property
     def display_name(self) -> str:

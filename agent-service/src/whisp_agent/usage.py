@@ -47,8 +47,9 @@ class UsageHooks(RunHooks[ToolDeps]):
         self._deltas[agent_id] = self._deltas.get(agent_id, 0) + 1
 
     def fill_missing_output_tokens(self) -> None:
-        """llama.cpp's server sends no usage in streams (it ignores `stream_options`): count
-        its text chunks instead (one token each there), so output tokens are not zero."""
+        """For servers that send no usage in streams (llama.cpp's own server ignores
+        `stream_options`; the bundled one adds the usage chunk, see `local_llm`): count their
+        text chunks instead (about one token each), so output tokens are not zero."""
         for agent_id, chunks in self._deltas.items():
             got = self.by_agent.get(agent_id, TokenUsage())
             if got.output_tokens == 0 and chunks:
