@@ -671,7 +671,6 @@ def machine_info(server: RedisServer) -> dict[str, Any]:
         "redis_version": info["redis_version"],
         "faster_whisper": version("faster-whisper"),
         "ctranslate2": version("ctranslate2"),
-        "faststream": version("faststream"),
     }
 
 
