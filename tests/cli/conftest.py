@@ -8,10 +8,12 @@ up instead of starting one.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.processes import WhispUp, log_tails
@@ -29,6 +31,19 @@ class DeskStack:
     def tail(self, lines: int = 15) -> str:
         """The services' last log lines, for a failing test's message."""
         return "" if self.logs is None else log_tails(self.logs, lines)
+
+    def uploads(self) -> float:
+        """Uploads the gateway answered so far (its request counter, POST /api/recordings)."""
+        text = httpx.get(f"{self.url}/metrics", timeout=10).text
+        return sum(float(v) for v in re.findall(UPLOADS, text, re.M))
+
+    def history(self) -> list[str]:
+        """The recording ids in the caller's history, newest first."""
+        found = httpx.get(f"{self.url}/api/transcripts", params={"limit": 100}, timeout=10)
+        return [t["recording_id"] for t in found.json()["items"]]
+
+
+UPLOADS = r'^whisp_gateway_requests_total\{method="POST",route="/api/recordings",[^}]*\} (\S+)$'
 
 
 @pytest.fixture(scope="session")

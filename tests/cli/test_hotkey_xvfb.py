@@ -4,6 +4,9 @@ transcript delivered to stdout and the clipboard. Then the same through the desk
 shortcut route (`--toggle-running`, SIGUSR1) that Wayland users bind.
 
 Xvfb runs with a 5 s auto-repeat delay so the held chord sends no repeat bursts.
+
+The held chord streams (the default): `hearing:` lines with the words come while it is
+still down, then the final transcript, with no upload.
 """
 
 from __future__ import annotations
@@ -97,15 +100,22 @@ class Daemon:
         subprocess.run(["xdotool", *args], env=self.env, check=True, timeout=10)
 
     def clipboard(self) -> str:
-        done = subprocess.run(
-            ["xclip", "-o", "-selection", "clipboard"],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-        return done.stdout
+        """What the clipboard holds; retried briefly, as the xclip that pyperclip started
+        may not own the selection yet the instant after it was handed the text."""
+        deadline = time.monotonic() + 3
+        while True:
+            done = subprocess.run(
+                ["xclip", "-o", "-selection", "clipboard"],
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+            if done.returncode == 0 or time.monotonic() > deadline:
+                assert done.returncode == 0, done.stderr
+                return done.stdout
+            time.sleep(0.1)
 
 
 @pytest.fixture
@@ -169,6 +179,39 @@ def test_hold_the_hotkey_talk_release_and_get_the_clipboard(
     (turn,) = [json.loads(line) for line in (tmp_path / "timings.jsonl").read_text().splitlines()]
     assert turn["phase"] == "done"
     assert turn["duration_s"] == pytest.approx(duration_s(clip) + 0.3, abs=0.5)
+
+
+def test_the_held_chord_streams_words_before_release(
+    daemon: Daemon, stack: DeskStack, spoken: tuple[Utterance, Path], tmp_path: Path
+) -> None:
+    utterance, clip = spoken
+    uploads, before = stack.uploads(), set(stack.history())
+    daemon.xdotool("keydown", "ctrl+shift+r")
+    try:
+        assert "streaming" in daemon.wait_for("recording", timeout_s=5)
+        pressed = time.monotonic()
+        hearing = daemon.wait_for("hearing:", timeout_s=duration_s(clip))
+        first_s = time.monotonic() - pressed
+        time.sleep(max(0.0, duration_s(clip) + 0.3 - first_s))
+    finally:
+        daemon.xdotool("keyup", "ctrl+shift+r")
+    released = time.monotonic()
+    assert "(streamed)" in daemon.wait_for("sent ", timeout_s=5)
+    text = transcript_of(daemon, stack)
+    final_s = time.monotonic() - released
+    assert word_error_rate(utterance.text, text) <= MAX_WER, text
+    assert hearing.removeprefix("hearing:").strip()
+    daemon.wait_for("copied to the clipboard", timeout_s=10)
+    assert daemon.clipboard().strip() == text
+
+    (turn,) = [json.loads(line) for line in (tmp_path / "timings.jsonl").read_text().splitlines()]
+    assert turn["phase"] == "done" and turn["streamed"] is True, turn
+    assert [rid for rid in stack.history() if rid not in before] == [turn["recording_id"]]
+    assert stack.uploads() == uploads, "a streamed press must not be uploaded"
+    print(
+        f"hotkey streamed: press -> hearing line {first_s * 1000:.0f} ms, keyup -> transcript "
+        f"line {final_s * 1000:.0f} ms (stop -> transcript {turn['stop_to_transcript_ms']} ms)"
+    )
 
 
 def test_a_desktop_shortcut_toggles_the_running_daemon(

@@ -2,15 +2,26 @@
 
 It adds what both adapters need around `Recorder`: keeping the microphone open between
 recordings (optional), noticing a recording the core stopped by itself (max duration),
-and the press -> first captured frame latency.
+the press -> first captured frame latency, and a tap that sees the press's audio as it
+comes (the live stream), while the recorder still keeps all of it for an upload.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 from whisp_cli.desk.sources import TimedSource
-from whisp_recorder import AudioSource, Recorder, RecorderState, Recording
+from whisp_recorder import AudioSource, Frames, Recorder, RecorderState, Recording
+
+
+class AudioTap(Protocol):
+    """Sees a press's audio live: `begin` once the device's rate is known, then each block
+    (on the audio thread: it must return at once)."""
+
+    def begin(self, rate: int) -> None: ...
+
+    def feed(self, block: Frames) -> None: ...
 
 
 class Capture:
@@ -40,11 +51,20 @@ class Capture:
         if self.preopen and self.recorder.state is RecorderState.IDLE:
             self.recorder.arm()
 
-    def begin(self, pressed_at: float | None = None) -> None:
-        """Start keeping audio (opening the device first unless it is already open)."""
+    def begin(self, pressed_at: float | None = None, tap: AudioTap | None = None) -> None:
+        """Start keeping audio (opening the device first unless it is already open); `tap`
+        gets every block from now until `end()` (a block or so more than the recorder keeps,
+        never less)."""
         if self.recorder.state is RecorderState.IDLE:
             self.recorder.arm()
-        self.recorder.start()
+        if tap is not None:
+            tap.begin(self.timed.sample_rate)
+            self.timed.tap = tap.feed
+        try:
+            self.recorder.start()
+        except BaseException:
+            self.timed.tap = None
+            raise
         self.timed.expect()
         self.pressed_at = time.monotonic() if pressed_at is None else pressed_at
 
@@ -57,7 +77,9 @@ class Capture:
         elif state is RecorderState.PROCESSING:
             recording = self.recorder.result
         else:
+            self.timed.tap = None
             return None
+        self.timed.tap = None  # after the stop: the device is closed, no block is missed
         self.recorder.finish()
         return recording
 
@@ -70,4 +92,5 @@ class Capture:
 
     def close(self) -> None:
         """Release the device whatever the state (drops an unfinished recording)."""
+        self.timed.tap = None
         self.recorder.close()

@@ -12,6 +12,9 @@ transcript cannot slip past. Two more guards against losing an event:
   gateway's subscription, and a reconnect resumes from the last id seen.
 - Snapshots of a recording nobody watches yet are kept for a while: the transcript may
   arrive before the upload's answer has told us the recording id.
+
+Live-only `transcript.partial` events (the words while a key is held) go to `on_partial`
+as they come; they are not kept (see `desk.live`).
 """
 
 from __future__ import annotations
@@ -21,16 +24,22 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import httpx
 from pydantic import ValidationError
 
 from whisp_cli.desk.gateway import GatewayError, auth_headers, error_from, unreachable
-from whisp_shared.views import USER_EVENT_ADAPTER, Transcript
+from whisp_shared.views import (
+    CLIENT_EVENT_ADAPTER,
+    Transcript,
+    TranscriptPartial,
+    TranscriptUpdated,
+)
 
 BUFFERED_RECORDINGS = 256
+OnPartial = Callable[[TranscriptPartial], None]
 READ_TIMEOUT_S = 45.0  # the gateway pings every 15 s; three missed pings mean a dead link
 
 
@@ -81,6 +90,9 @@ class EventFeed:
         self.error: GatewayError | None = None
         """The last connection problem (None while connected)."""
         self.connected = False
+        self.on_partial: OnPartial | None = None
+        """Called (on the reader thread, briefly) with each live `transcript.partial`: words
+        while a key is held. Never buffered or replayed: they matter only while fresh."""
 
     def start(self, timeout_s: float = 10.0) -> None:
         """Connect and return once the stream is open; raise GatewayError if it cannot be."""
@@ -116,6 +128,11 @@ class EventFeed:
                 response.close()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=0.1)  # a daemon thread: never hold up the exit
+
+    def _partial(self, event: TranscriptPartial) -> None:
+        handler = self.on_partial
+        if handler is not None:
+            handler(event)
 
     # ------------------------------------------------------------------ reader thread
 
@@ -159,9 +176,15 @@ class EventFeed:
 
     def _deliver(self, message: SseMessage) -> None:
         try:
-            snapshot = USER_EVENT_ADAPTER.validate_json(message.data).transcript
+            event = CLIENT_EVENT_ADAPTER.validate_json(message.data)
         except ValidationError:
-            return  # an event type this CLI does not know yet (e.g. live-only ones)
+            return  # an event type this CLI does not know yet
+        if isinstance(event, TranscriptPartial):
+            self._partial(event)
+            return
+        if not isinstance(event, TranscriptUpdated):
+            return  # answer deltas: the stored answer in the next snapshot is shown instead
+        snapshot = event.transcript
         with self._lock:
             watcher = self._watchers.get(snapshot.recording_id)
             if watcher is not None:

@@ -45,6 +45,14 @@ class CliSettings(SectionSettings):
     """How long to wait for the transcript after the upload before giving up on it."""
     agent_timeout_s: float = Field(default=300.0, gt=0)
     """How long to wait for the agent's answer after the transcript."""
+    stream: bool = True
+    """Stream the audio while the key is held (the gateway's Realtime WebSocket), so words
+    show while you talk and the final text comes right after release; false uploads each
+    clip after release instead (`--no-stream` for one run). A stream that cannot open or
+    breaks falls back to the upload by itself."""
+    realtime_url: str | None = None
+    """The Realtime WebSocket (`ws://host:port/v1/realtime`) when it is not the gateway's
+    own (default: `gateway_url` with ws:// and /v1/realtime); only the socket uses it."""
 
 
 class HotkeySettings(SectionSettings):

@@ -13,6 +13,9 @@ from pathlib import Path
 
 from whisp_recorder import AudioSource, FileReplaySource, SourceError
 from whisp_recorder.source import ErrorCallback, FrameCallback, Frames
+from whisp_shared.logs import get_logger
+
+log = get_logger(__name__)
 
 NO_AUDIO_HINT = (
     "no audio input: PortAudio sees no sound card or audio server. Start PulseAudio or "
@@ -56,13 +59,15 @@ def file_source(path: Path) -> FileReplaySource:
 
 class TimedSource:
     """An AudioSource wrapper that notes when the first block after `expect()` arrived,
-    for the key press -> first captured frame figure."""
+    for the key press -> first captured frame figure, and hands every block to `tap` too
+    while one is set (the live stream of a press)."""
 
     def __init__(self, inner: AudioSource) -> None:
         self.inner = inner
         self._lock = threading.Lock()
         self._waiting = False
         self.first_frame_at: float | None = None
+        self.tap: FrameCallback | None = None
 
     @property
     def sample_rate(self) -> int:
@@ -88,6 +93,12 @@ class TimedSource:
                     if self._waiting:
                         self._waiting, self.first_frame_at = False, time.monotonic()
             on_frames(frames)
+            if (tap := self.tap) is not None:
+                try:
+                    tap(frames)
+                except Exception as exc:  # the stream is a bonus: it never stops the recording
+                    self.tap = None
+                    log.warning("the live stream's tap failed", error=repr(exc))
 
         self.inner.open(timed, on_error)
 

@@ -1,5 +1,11 @@
-"""One turn: a finished recording uploaded and followed until its words (and the agent's
+"""One turn: a finished recording sent and followed until its words (and the agent's
 answer, if one was asked for) arrive, or until it fails.
+
+Sent means one of two ways. A press that streamed (`Turn.live`) is committed on its socket,
+which names the recording; if the stream broke at any point, or the commit is not
+confirmed, the press's audio (all of it: the recorder kept it) is uploaded instead, with a
+notice. A press that did not stream is uploaded. Either way the recording is then followed
+through its snapshots on the event feed, the same for both.
 
 A turn runs on a thread of its own, so the person can start the next recording while
 the last one is still being transcribed; the UI reads the turn's fields as they change.
@@ -16,6 +22,7 @@ from enum import StrEnum
 
 from whisp_cli.desk.events import EventFeed
 from whisp_cli.desk.gateway import GatewayClient, GatewayError
+from whisp_cli.desk.live import LivePress, PartialRouter, StreamBroken
 from whisp_recorder import Recording
 from whisp_recorder.convert import wav_bytes
 from whisp_shared.options import RecordingOptions
@@ -23,6 +30,7 @@ from whisp_shared.views import Transcript
 
 
 class Phase(StrEnum):
+    COMMITTING = "finishing"
     UPLOADING = "uploading"
     TRANSCRIBING = "transcribing"
     THINKING = "waiting for the agent"
@@ -47,6 +55,16 @@ class Turn:
     error: str | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     done: threading.Event = field(default_factory=threading.Event)
+    live: LivePress | None = None
+    """The press's stream, when it streamed: its words show until the final text does."""
+    streamed: bool = False
+    """The recording went over the socket (False: it was uploaded)."""
+    notice: str | None = None
+    """Something the person should know about this turn that is not a failure."""
+
+    def __post_init__(self) -> None:
+        if self.live is not None and self.phase is Phase.UPLOADING:
+            self.phase = Phase.COMMITTING
 
     @property
     def finished(self) -> bool:
@@ -66,6 +84,20 @@ class TurnDeps:
     transcript_timeout_s: float = 120.0
     agent_timeout_s: float = 300.0
     on_change: Callable[[Turn], None] = lambda _turn: None
+    router: PartialRouter = field(default_factory=PartialRouter)
+    """Where the feed's partials go (`feed.on_partial`): to the press that owns them."""
+    commit_timeout_s: float = 10.0
+    """How long a released press waits for the socket to confirm its commit before the
+    audio is uploaded instead."""
+    stream_url: str | None = None
+    """The Realtime socket to stream presses to (None: upload every press)."""
+
+
+def new_press(deps: TurnDeps) -> LivePress | None:
+    """A stream for the press about to start, or None when presses are uploaded."""
+    if deps.stream_url is None:
+        return None
+    return LivePress.open(deps.router, deps.stream_url, deps.client.token, deps.options)
 
 
 def start_turn(turn: Turn, recording: Recording, deps: TurnDeps) -> threading.Thread:
@@ -86,6 +118,11 @@ def _run(turn: Turn, recording: Recording, deps: TurnDeps) -> None:
     finally:
         if turn.recording_id:
             deps.feed.forget(turn.recording_id)
+            deps.router.retire(turn.recording_id)
+        if turn.live is not None:
+            turn.live.finish()
+            if (first := turn.live.first_words_ms()) is not None:
+                turn.timings_ms["press_to_first_words_ms"] = first
         turn.done.set()
         deps.on_change(turn)
 
@@ -96,10 +133,7 @@ def _fail(turn: Turn, message: str) -> None:
 
 
 def _follow(turn: Turn, recording: Recording, deps: TurnDeps) -> None:
-    data = wav_bytes(recording.samples, recording.sample_rate)
-    turn.mark("encoded")
-    turn.recording_id = deps.client.submit(data, deps.options)
-    turn.mark("uploaded")
+    turn.recording_id = _send(turn, recording, deps)
     snapshots = deps.feed.watch(turn.recording_id)
     turn.phase = Phase.TRANSCRIBING
     deps.on_change(turn)
@@ -128,6 +162,27 @@ def _follow(turn: Turn, recording: Recording, deps: TurnDeps) -> None:
         _fail(turn, f"no answer from the agent after {deps.agent_timeout_s:.0f} s")
     else:
         _show_answer(turn, answered)
+
+
+def _send(turn: Turn, recording: Recording, deps: TurnDeps) -> str:
+    """The recording's id: committed on its stream, or else uploaded."""
+    if turn.live is not None:
+        try:
+            recording_id = turn.live.commit(deps.commit_timeout_s)
+        except StreamBroken as exc:
+            turn.notice = f"streaming failed ({exc}); uploading the clip instead"
+            turn.phase = Phase.UPLOADING
+            deps.on_change(turn)
+        else:
+            turn.mark("committed")
+            turn.streamed = True
+            return recording_id
+    data = wav_bytes(recording.samples, recording.sample_rate)
+    turn.mark("encoded")
+    recording_id = deps.client.submit(data, deps.options)
+    turn.mark("uploaded")
+    deps.router.retire(recording_id)
+    return recording_id
 
 
 def _show_answer(turn: Turn, transcript: Transcript) -> None:

@@ -69,6 +69,13 @@ def hotkey(
             help="Start/stop the running daemon's recording (bind to a desktop shortcut); exit.",
         ),
     ] = False,
+    stream: Annotated[
+        bool | None,
+        typer.Option(
+            "--stream/--no-stream",
+            help="Stream while the chord is held (default: cli.stream); --no-stream uploads.",
+        ),
+    ] = None,
     timings_file: Annotated[
         Path | None, typer.Option(hidden=True, help="Append per-turn latencies as JSON lines.")
     ] = None,
@@ -99,5 +106,6 @@ def hotkey(
             sound=sound,
             install_autostart=install_autostart,
             timings_file=timings_file,
+            stream=stream,
         )
     )

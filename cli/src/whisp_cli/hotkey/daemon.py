@@ -1,15 +1,17 @@
-"""The `whisp hotkey` loop: chord edges (or a SIGUSR1 toggle) in; recordings sent; each
-transcript copied, typed, announced.
+"""The `whisp hotkey` loop: chord edges (or a SIGUSR1 toggle) in; recordings streamed (or
+sent); each transcript copied, typed, announced.
 
 Threads: pynput's listener only posts edges to a queue; this loop (the main thread)
-owns the recorder; each turn uploads and waits on its own thread and delivers its
-result from there. Output is one plain line per happening, so it reads well in a
-terminal and in a log file alike (Rich would wrap long transcripts at 80 columns
-when stdout is not a terminal).
+owns the recorder; while the chord is held the press streams on threads of its own;
+each turn commits (or uploads) and waits on its own thread and delivers its result from
+there. Output is one plain line per happening, so it reads well in a terminal and in a
+log file alike (Rich would wrap long transcripts at 80 columns when stdout is not a
+terminal): while a press streams, a `hearing:` line each time its words change.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import queue
 import threading
@@ -19,8 +21,9 @@ from pathlib import Path
 from typing import Literal, TextIO
 
 from whisp_cli.desk.capture import Capture
+from whisp_cli.desk.live import LivePress
 from whisp_cli.desk.ptt import Command, PushToTalk
-from whisp_cli.desk.turn import Phase, Turn, TurnDeps, start_turn
+from whisp_cli.desk.turn import Phase, Turn, TurnDeps, new_press, start_turn
 from whisp_cli.hotkey.deliver import Delivery
 from whisp_cli.hotkey.listener import ChordListener, KeyEdge
 from whisp_cli.hotkey.tray import State, Tray
@@ -63,14 +66,7 @@ class HotkeyDaemon:
         options: DaemonOptions,
     ) -> None:
         self.capture = capture
-        self.deps = TurnDeps(
-            deps.client,
-            deps.feed,
-            deps.options,
-            deps.transcript_timeout_s,
-            deps.agent_timeout_s,
-            on_change=self._turn_changed,
-        )
+        self.deps = dataclasses.replace(deps, on_change=self._turn_changed)
         self.delivery = delivery
         self.out = output
         self.options = options
@@ -81,6 +77,10 @@ class HotkeyDaemon:
         self.turns: list[Turn] = []
         self._announced: set[tuple[int, str]] = set()
         self._stop = threading.Event()
+        self.live: LivePress | None = None
+        """The held press's stream (None: not streaming, or not held)."""
+        self._heard = ""
+        self._broken_said = False
 
     # ------------------------------------------------------------------ control
 
@@ -109,6 +109,8 @@ class HotkeyDaemon:
             if self.capture.stopped_by_itself:
                 self.out.line("the recording reached its maximum length; sending it")
                 self._send()
+            self._show_live()
+        self._drop_live()
 
     def _wait(self) -> float:
         deadline = self.listener.deadline if self.listener else None
@@ -123,25 +125,34 @@ class HotkeyDaemon:
             self._send()
 
     def _start(self, at: float | None) -> None:
+        press = new_press(self.deps)
         try:
-            self.capture.begin(pressed_at=at)
+            self.capture.begin(pressed_at=at, tap=press)
         except SourceError as exc:
+            if press is not None:
+                press.cancel()
             self.ptt.stopped()
             self.out.line(f"error: cannot record: {exc}", error=True)
             self.delivery.notify_desktop("WhisPTT cannot record", str(exc), urgent=True)
             return
         self.ptt.recording = True  # in step when the start came from a toggle, not a key
+        if press is not None:
+            press.pressed_at = self.capture.pressed_at
+        self.live, self._heard, self._broken_said = press, "", False
         self._show("recording")
         self.delivery.tone(rising=True)
-        self.out.line("recording…")
+        self.out.line("recording (streaming)…" if press is not None else "recording…")
 
     def _send(self) -> None:
         stopped_at = time.monotonic()
         first_frame_ms = self.capture.first_frame_ms()
         recording = self.capture.end()
+        live, self.live = self.live, None
         self.ptt.stopped()
         self.delivery.tone(rising=False)
         if recording is None or recording.duration_s < MIN_AUDIO_S:
+            if live is not None:
+                live.cancel()
             self._show("idle")
             self.out.line("nothing recorded (hold the keys a little longer)")
             return
@@ -150,13 +161,35 @@ class HotkeyDaemon:
             duration_s=recording.duration_s,
             stopped_at=stopped_at,
             agent_id=self.deps.options.agent_id,
+            live=live,
         )
         if first_frame_ms is not None:
             turn.timings_ms["press_to_first_frame_ms"] = first_frame_ms
         self.turns.append(turn)
         self._show("processing")
-        self.out.line(f"sent {recording.duration_s:.1f} s of audio; transcribing…")
+        how = " (streamed)" if live is not None and live.broken is None else ""
+        self.out.line(f"sent {recording.duration_s:.1f} s of audio{how}; transcribing…")
         start_turn(turn, recording, self.deps)
+
+    def _show_live(self) -> None:
+        """While a press streams: a line each time its words change (or the stream broke)."""
+        live = self.live
+        if live is None:
+            return
+        if (broken := live.broken) is not None and not self._broken_said:
+            self._broken_said = True
+            self.out.line(f"note: streaming stopped ({broken}); the clip will be uploaded")
+        words = live.words()
+        if words and words.text != self._heard:
+            self._heard = words.text
+            self.out.line(f"hearing: {words.text}")
+
+    def _drop_live(self) -> None:
+        """Shutting down with the chord held: the server drops the item."""
+        live, self.live = self.live, None
+        if live is not None:
+            self.capture.close()
+            live.cancel(wait_s=1.0)
 
     # ------------------------------------------------------------------ results
 
@@ -167,6 +200,8 @@ class HotkeyDaemon:
         if turn.answer is not None and self._first(turn, "answer"):
             self.out.line(f"answer ({turn.agent_id}): {turn.answer}")
             self.delivery.notify_desktop(f"{turn.agent_id} answered", turn.answer)
+        if turn.notice is not None and self._first(turn, "notice"):
+            self.out.line(f"note: {turn.notice}")
         if turn.phase is Phase.FAILED and self._first(turn, "error"):
             self.out.line(f"error: {turn.error}", error=True)
             self.delivery.notify_desktop("WhisPTT", turn.error or "failed", urgent=True)
@@ -206,6 +241,8 @@ class HotkeyDaemon:
         record = {
             "turn": turn.number,
             "recording_id": turn.recording_id,
+            "streamed": turn.streamed,
+            "notice": turn.notice,
             "phase": str(turn.phase),
             "duration_s": round(turn.duration_s, 3),
             **turn.timings_ms,

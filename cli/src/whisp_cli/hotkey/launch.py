@@ -20,6 +20,7 @@ from whisp_cli.desk.capture import Capture
 from whisp_cli.desk.events import EventFeed
 from whisp_cli.desk.gateway import GatewayClient, GatewayError
 from whisp_cli.desk.logs import quiet_logging
+from whisp_cli.desk.realtime import stream_target
 from whisp_cli.desk.settings import CliSettings, HotkeySettings
 from whisp_cli.desk.sources import file_source, microphone, parse_device
 from whisp_cli.desk.turn import TurnDeps
@@ -57,6 +58,7 @@ class HotkeyArgs:
     sound: bool | None = None
     install_autostart: bool = False
     timings_file: Path | None = None
+    stream: bool | None = None
 
 
 def fail(output: Output, message: str) -> typer.Exit:
@@ -122,13 +124,19 @@ def build_daemon(
     source = pick_source(output, args, cli)
     gateway_url = args.url or cli.gateway_url
     token = cli.token.get_secret_value() if cli.token else None
+    options = RecordingOptions(agent_id=args.agent or cli.agent, session_id=cli.session)
+    stream_url, why_not = stream_target(cli, gateway_url, options, args.stream)
+    if why_not:
+        output.line(f"note: {why_not}")
     deps = TurnDeps(
         GatewayClient(gateway_url, token),
         EventFeed(gateway_url, token),
-        RecordingOptions(agent_id=args.agent or cli.agent, session_id=cli.session),
+        options,
         transcript_timeout_s=cli.transcript_timeout_s,
         agent_timeout_s=cli.agent_timeout_s,
+        stream_url=stream_url,
     )
+    deps.feed.on_partial = deps.router
     return HotkeyDaemon(
         Capture(source, preopen=False, max_duration_s=cli.max_duration_s),
         deps,
@@ -194,6 +202,7 @@ def autostart_argv(args: HotkeyArgs) -> list[str]:
         if value is not None:
             argv += [flag, value]
     for name, switch in (
+        ("stream", args.stream),
         ("type", args.type_text),
         ("tray", args.tray),
         ("notify", args.notify),

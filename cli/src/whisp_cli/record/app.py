@@ -17,8 +17,9 @@ from rich.console import Console
 from rich.live import Live
 
 from whisp_cli.desk.capture import Capture
+from whisp_cli.desk.live import LivePress
 from whisp_cli.desk.ptt import Command, Edge, PushToTalk
-from whisp_cli.desk.turn import Turn, TurnDeps, start_turn
+from whisp_cli.desk.turn import Turn, TurnDeps, new_press, start_turn
 from whisp_cli.record import view
 from whisp_cli.record.release import KeyHold
 from whisp_cli.record.terminal import Key, KeyReader
@@ -50,6 +51,8 @@ class RecordSession:
         self.turns: list[Turn] = []
         self.printed: set[int] = set()
         self.notice: str | None = None
+        self.live: LivePress | None = None
+        """The held press's stream (None: not streaming, or not held)."""
 
     # ------------------------------------------------------------------ loop
 
@@ -83,22 +86,35 @@ class RecordSession:
             return
         command = self.ptt.on(edge)
         if command is Command.START:
-            try:
-                self.capture.begin(pressed_at=at)
-                self.notice = None
-            except SourceError as exc:
-                self.ptt.stopped()
-                self.notice = f"cannot record: {exc}"
+            self._start(at)
         elif command is Command.STOP:
             self._send()
+
+    def _start(self, at: float) -> None:
+        press = new_press(self.deps)
+        try:
+            self.capture.begin(pressed_at=at, tap=press)
+        except SourceError as exc:
+            if press is not None:
+                press.cancel()
+            self.ptt.stopped()
+            self.notice = f"cannot record: {exc}"
+            return
+        self.notice = None
+        if press is not None:
+            press.pressed_at = self.capture.pressed_at
+        self.live = press
 
     def _send(self) -> None:
         stopped_at = time.monotonic()
         last_key = self.hold.last_at
         first_frame_ms = self.capture.first_frame_ms()
         recording = self.capture.end()
+        live, self.live = self.live, None
         self._rearm()
         if recording is None or recording.duration_s < MIN_AUDIO_S:
+            if live is not None:
+                live.cancel()
             self.notice = "nothing was recorded (hold SPACE a little longer)"
             return
         turn = Turn(
@@ -106,6 +122,7 @@ class RecordSession:
             duration_s=recording.duration_s,
             stopped_at=stopped_at,
             agent_id=self.deps.options.agent_id,
+            live=live,
         )
         if first_frame_ms is not None:
             turn.timings_ms["press_to_first_frame_ms"] = first_frame_ms
@@ -124,6 +141,10 @@ class RecordSession:
 
     def _screen(self) -> view.Screen:
         status = self.capture.recorder.status()
+        live = self.live
+        notice = self.notice
+        if live is not None and (broken := live.broken) is not None:
+            notice = f"streaming stopped ({broken}); the clip will be uploaded on release"
         return view.Screen(
             recording=self.capture.recording,
             elapsed_s=status.elapsed_s,
@@ -132,7 +153,8 @@ class RecordSession:
             live_level=self.capture.preopen,
             source=self.options.source_label,
             pending=[t for t in self.turns if t.number not in self.printed],
-            notice=self.notice,
+            notice=notice,
+            words=live.words() if live is not None else None,
         )
 
     def _print_finished(self, live: Live) -> None:
@@ -149,6 +171,8 @@ class RecordSession:
         record = {
             "turn": turn.number,
             "recording_id": turn.recording_id,
+            "streamed": turn.streamed,
+            "notice": turn.notice,
             "phase": str(turn.phase),
             "duration_s": round(turn.duration_s, 3),
             "transcript": turn.transcript,
@@ -163,5 +187,8 @@ class RecordSession:
         return sum(not t.done.is_set() for t in self.turns)
 
     def close(self) -> None:
-        """Release the device; safe to call more than once."""
+        """Release the device and drop a press still held; safe to call more than once."""
+        live, self.live = self.live, None
         self.capture.close()
+        if live is not None:
+            live.cancel(wait_s=1.0)  # the server drops the item: nothing reaches the history

@@ -33,6 +33,14 @@ def record(
         bool, typer.Option("--toggle", help="SPACE starts and stops instead of hold-to-talk.")
     ] = False,
     url: Annotated[str | None, typer.Option(help="Gateway URL (default: cli.gateway_url).")] = None,
+    stream: Annotated[
+        bool | None,
+        typer.Option(
+            "--stream/--no-stream",
+            help="Stream while SPACE is held, words showing as you talk (default: cli.stream);"
+            " --no-stream uploads each clip after release.",
+        ),
+    ] = None,
     timings_file: Annotated[
         Path | None, typer.Option(hidden=True, help="Append per-turn latencies as JSON lines.")
     ] = None,
@@ -42,6 +50,8 @@ def record(
     Terminals send no key-up, so release is inferred when SPACE's auto-repeat stops:
     700 ms after a single press, ~120 ms once repeats flow (cli.initial_release_ms,
     cli.repeat_release_ms). With --toggle, SPACE starts and the next SPACE stops.
+    While SPACE is held the audio streams to the gateway and the words show as they are
+    heard; if the stream cannot open or breaks, the clip is uploaded on release instead.
     The API token comes from WHISP_TOKEN or WHISP_CLI__TOKEN (not needed on loopback
     before the first user exists).
     """
@@ -55,6 +65,7 @@ def record(
         toggle=toggle,
         url=url,
         timings_file=timings_file,
+        stream=stream,
     )
 
 

@@ -17,6 +17,7 @@ from whisp_cli.desk.capture import Capture
 from whisp_cli.desk.events import EventFeed
 from whisp_cli.desk.gateway import GatewayClient, GatewayError
 from whisp_cli.desk.logs import quiet_logging
+from whisp_cli.desk.realtime import stream_target
 from whisp_cli.desk.settings import CliSettings
 from whisp_cli.desk.sources import NO_AUDIO_HINT, file_source, microphone, parse_device
 from whisp_cli.desk.turn import TurnDeps
@@ -43,6 +44,7 @@ def launch(
     toggle: bool,
     url: str | None,
     timings_file: Path | None,
+    stream: bool | None = None,
 ) -> None:
     quiet_logging("whisp-record")
     settings = CliSettings()
@@ -60,13 +62,18 @@ def launch(
     client = GatewayClient(gateway_url, token)
     feed = EventFeed(gateway_url, token)
     capture = Capture(source, preopen=preopen, max_duration_s=settings.max_duration_s)
+    stream_url, why_not = stream_target(settings, gateway_url, options, stream)
+    if why_not:
+        console.print(f"[yellow]note:[/] {why_not}")
     deps = TurnDeps(
         client,
         feed,
         options,
         transcript_timeout_s=settings.transcript_timeout_s,
         agent_timeout_s=settings.agent_timeout_s,
+        stream_url=stream_url,
     )
+    feed.on_partial = deps.router
     run_options = RecordOptions(
         toggle=toggle,
         initial_release_s=settings.initial_release_ms / 1000,

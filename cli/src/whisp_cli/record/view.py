@@ -1,5 +1,7 @@
-"""What `whisp record` draws: a live status line (state, level meter, elapsed time), a
-spinner per turn still in flight, and each finished turn printed once, for good, above.
+"""What `whisp record` draws: a live status line (state, level meter, elapsed time), the
+words heard so far while SPACE is held (settled ones plain, tentative ones dim), a spinner
+per turn still in flight (with its words, when it streamed), and each finished turn
+printed once, for good, above.
 
 Pure functions of the data, so the loop decides when to redraw and tests can render.
 """
@@ -13,6 +15,7 @@ from rich.console import Group, RenderableType
 from rich.spinner import Spinner
 from rich.text import Text
 
+from whisp_cli.desk.live import Words
 from whisp_cli.desk.turn import Phase, Turn
 
 METER_WIDTH = 24
@@ -30,6 +33,8 @@ class Screen:
     source: str
     pending: Sequence[Turn] = ()
     notice: str | None = None
+    words: Words | None = None
+    """The held press's words so far (None: it is not streaming)."""
 
 
 def meter(level_dbfs: float, width: int = METER_WIDTH) -> Text:
@@ -67,11 +72,34 @@ def status_line(screen: Screen) -> Text:
     return line
 
 
+def words_text(words: Words, prefix: str = "") -> Text:
+    """Settled words as they are, the tentative tail dim."""
+    line = Text(prefix)
+    line.append(words.settled)
+    if words.tentative:
+        line.append(words.tentative, style="dim")
+    return line
+
+
+def hearing_line(words: Words | None) -> Text | None:
+    """Under the status line while SPACE is held and the press streams."""
+    if words is None:
+        return None
+    if not words:
+        return Text("  … listening", style="dim italic")
+    return words_text(words, "  » ")
+
+
 def pending_line(turn: Turn) -> RenderableType:
     what = f"#{turn.number} {turn.phase}… ({turn.duration_s:.1f} s of audio)"
     if turn.phase is Phase.THINKING and turn.transcript:
         return Group(you_said(turn), Spinner("dots", text=Text(f"   {turn.agent_id} is thinking…")))
-    return Spinner("dots", text=Text(what))
+    words = turn.live.words() if turn.live is not None else None
+    line = words_text(words, f"#{turn.number} ") if words else Text(what)
+    spinner = Spinner("dots", text=line)
+    if turn.notice:
+        return Group(spinner, Text(f"   {turn.notice}", style="yellow"))
+    return spinner
 
 
 def you_said(turn: Turn) -> Text:
@@ -94,6 +122,8 @@ def finished(turn: Turn) -> RenderableType:
         parts.append(answer)
     if turn.error is not None:
         parts.append(Text(f"#{turn.number} ✗ {turn.error}", style="bold red"))
+    if turn.notice is not None:
+        parts.append(Text(f"   note: {turn.notice}", style="yellow"))
     return Group(*parts)
 
 
@@ -102,4 +132,6 @@ def live(screen: Screen) -> RenderableType:
     if screen.notice:
         rows.append(Text(screen.notice, style="yellow"))
     rows.append(status_line(screen))
+    if screen.recording and (hearing := hearing_line(screen.words)) is not None:
+        rows.append(hearing)
     return Group(*rows)
