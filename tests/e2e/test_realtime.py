@@ -113,8 +113,11 @@ async def test_a_websockets_client_streams_and_gets_words_then_the_final(
     print(f"release -> completed {final_s * 1000:.0f} ms; {len(deltas_while_held)} deltas held")
     assert deltas_while_held, "no words while the key was held"
     assert all(e["item_id"] == item_id for e in deltas_while_held)
+    # The settled words are the start of what was said (the final, decoded over the whole
+    # utterance, may still word it differently: it is the authoritative text).
     streamed = "".join(e["delta"] for e in seen if e["type"].endswith("transcription.delta"))
-    assert completed["transcript"].startswith(streamed.strip()[:10])
+    heard = streamed.split()
+    assert word_error_rate(" ".join(text.split()[: len(heard)]), streamed) <= 0.35, streamed
     assert word_error_rate(text, completed["transcript"]) <= MAX_WER
     assert completed["usage"]["seconds"] == pytest.approx(len(samples) / 16_000, abs=0.3)
     async with httpx.AsyncClient(base_url=stack.url) as client:

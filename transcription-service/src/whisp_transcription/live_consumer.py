@@ -105,7 +105,7 @@ class LiveTranscriber:
             on_failure=failure_event,
             accepts=lambda event: isinstance(event, LiveRecordingStarted),
             max_workers=sessions,
-            read_count=sessions,  # what this process cannot follow now stays for a peer
+            read_count=1,  # one at a time: simultaneous presses spread over the workers
         )
 
     async def handle(self, event: Event) -> TranscriptReady | None:

@@ -22,8 +22,9 @@ from whisp_shared.audio import rms_dbfs
 from whisp_transcription.engines.base import SAMPLE_RATE, Clip, TranscribeOptions, Transcription
 from whisp_transcription.engines.faster_whisper_engine import FasterWhisperEngine
 
-QUIET_TAIL_S = 0.3
-"""This much quiet after speech starts a speculative final."""
+QUIET_TAIL_S = 0.2
+"""This much quiet after speech starts a speculative final: people let go of the key
+0.3-0.7 s after their last word, and the final should be done by then."""
 TAIL_DBFS_MARGIN = 25.0
 """The tail counts as quiet when it is this much below the loudest 100 ms so far (or under
 the engine's floor): a relative test, so room tone and mic gain do not matter."""
@@ -100,7 +101,10 @@ class LiveDecoder:
         self._previous = list(self._stable)
 
     def partial_due(self) -> bool:
-        return (self._samples - self._last_pass_at) / SAMPLE_RATE >= self.partial_every_s
+        """Enough new audio, and some of it speech: a partial over a quiet tail would only
+        hold the model when the speculative final (or the commit) needs it."""
+        new_s = (self._samples - self._last_pass_at) / SAMPLE_RATE
+        return new_s >= self.partial_every_s and self._speech_until > self._last_pass_at
 
     def partial(self) -> Partial | None:
         """A new partial when the words changed (None: nothing new to show)."""

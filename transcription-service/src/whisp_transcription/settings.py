@@ -84,9 +84,10 @@ class TranscriptionSettings(ServiceSettings):
     """A folder shared with the audio service: `file://` URIs must point inside it."""
     idle_unload_s: float | None = Field(default=None, gt=0)
     """Free the model after this long without work (None: keep it loaded)."""
-    max_live_sessions: int = Field(default=4, ge=0)
+    max_live_sessions: int = Field(default=3, ge=0)
     """Live recordings one process follows at once (0: take none). They share the model
-    thread with uploaded clips; each costs ~10-20 % of it while audio flows."""
+    thread with uploaded clips; each costs ~30-40 % of it while audio flows (tiny.en,
+    partials every 0.5 s: tests/bench/test_streaming_bench.py), so 3 keep their cadence."""
     live_idle_timeout_s: float = Field(default=30.0, gt=0)
     """A live recording with no audio and no end for this long fails (`live_audio_timeout`)."""
     live_partial_every_s: float = Field(default=0.5, ge=0.1, le=5.0)
