@@ -82,6 +82,7 @@ from tests.bench._short_window import (
     scrape,
     summary,
 )
+from tests.e2e.browser_support import NO_WEBSOCKET
 from tests.support.processes import WhispUp
 from tests.support.speech import duration_s, speech_corpus, word_error_rate, write_wav
 from tests.support.tools import require_tool
@@ -122,7 +123,7 @@ TARGETS = {
 }
 CEILINGS = {
     "stack_over_transcribe_up_to_10s_max": 0.8,
-    "stack_over_bare_decode_max": 2.5,
+    "stack_over_bare_decode_max": 4.0,  # a fixed ~50-100 ms over an ~80-ms 2-s decode
     "worker_rss_mb_max": 450.0,
     "short_corpus_wer_minus_full_max": 0.02,
 }
@@ -472,6 +473,9 @@ UPLOAD_JS = """() => {
 
 def browser_once(browser: Browser, stack: Stack, wav: Path) -> Sample:
     context = browser.new_context(viewport={"width": 1280, "height": 800})
+    # The upload path (the short window at work): the page streams by default, which
+    # tests/bench/test_streaming_bench.py measures; here no WebSocket ever opens.
+    context.add_init_script(NO_WEBSOCKET)
     try:
         page = context.new_page()
         page.goto(f"{stack.up.url}/")

@@ -30,6 +30,8 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.routing import Mount, Route, WebSocketRoute
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from tests.agents.chat_stub import ChatStub
 from tests.gateway import sse
@@ -180,8 +182,11 @@ PUBLIC: dict[tuple[str, str], str] = {
 }
 """Routes that answer without credentials, each with the reason."""
 
-WEBSOCKETS: dict[str, str] = {}
-"""WebSocket routes with an auth check of their own below (none yet): a new one fails
+WEBSOCKETS: dict[str, str] = {
+    "/v1/realtime": "test_the_realtime_socket_refuses_every_bad_credential (below); the "
+    "subprotocol token and the cookie's origin rule in tests/gateway/test_realtime.py",
+}
+"""WebSocket routes with an auth check of their own below: a new one fails
 `test_every_route_is_classified` until it gets one."""
 
 PROBE_ID = "probe-id"
@@ -312,6 +317,23 @@ def bad_credentials(stack: Stack) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.e2e
+@pytest.mark.timeout(120)
+async def test_the_realtime_socket_refuses_every_bad_credential(stack: Stack) -> None:
+    url = stack.gateway.replace("http://", "ws://") + "/v1/realtime?intent=transcription"
+    for label, kwargs in bad_credentials(stack).items():
+        headers = dict(kwargs.get("headers", {}))
+        if "cookies" in kwargs:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in kwargs["cookies"].items())
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(url, additional_headers=headers, open_timeout=10)
+        assert refused.value.response.status_code == 401, label
+        assert json.loads(refused.value.response.body or b"{}")["code"] == "unauthorized", label
+    alice = {"Authorization": f"Bearer {stack.tokens['alice']}"}
+    async with connect(url, additional_headers=alice, open_timeout=10) as ws:
+        assert json.loads(await ws.recv())["type"] == "session.created"
+
+
+@pytest.mark.e2e
 @pytest.mark.timeout(300)
 async def test_no_private_route_answers_without_valid_credentials(stack: Stack) -> None:
     routes = private_routes()
@@ -383,7 +405,7 @@ def completions_text(stub: ChatStub, start: int) -> str:
 async def test_bob_never_sees_alice_by_any_route(
     stack: Stack, short_clips: list[tuple[Utterance, Path]]
 ) -> None:
-    _, alice_wav = clip(short_clips, "dentist")
+    _, alice_wav = clip(short_clips, "dentist")  # "Remind me to call the dentist."
     _, bob_wav = clip(short_clips, "kitchen-lights")
     async with stack.client("alice") as alice, stack.client("bob") as bob:
         async with watching(bob, stack, 1) as bob_live, watching(alice, stack, 2) as alice_live:
@@ -396,14 +418,14 @@ async def test_bob_never_sees_alice_by_any_route(
             )
             assert made.status_code == 201, made.text
             alice_rid = made.json()["recording_id"]
-            assert "dentist" in made.json()["transcript"]["text"].lower()
+            assert "remind" in made.json()["transcript"]["text"].lower()
             v1 = await alice.post(
                 "/v1/audio/transcriptions",
                 files={"file": ("alice.wav", alice_wav, "audio/wav")},
                 data={"model": "whisper-1", "response_format": "verbose_json"},
             )
             assert v1.status_code == 200, v1.text
-            assert "dentist" in v1.json()["text"].lower()
+            assert "remind" in v1.json()["text"].lower()
             mine = [await alice_live.next(30) for _ in range(2)]
             assert {m.payload["user_id"] for m in mine} == {stack.ids["alice"]}
             # Bob's own upload reaches bob, and only bob's events ever do.
@@ -414,13 +436,13 @@ async def test_bob_never_sees_alice_by_any_route(
             )
             assert bob_v1.status_code == 200, bob_v1.text
             assert "kitchen" in bob_v1.json()["text"].lower()
-            assert "dentist" not in bob_v1.text.lower()
+            assert "remind" not in bob_v1.text.lower()
             await wait_until_history(stack, "alice", 2)
             await asyncio.sleep(1.0)  # let alice's agent answer land too
             seen_by_bob = [await bob_live.next(30), *await drain(bob_live)]
             for message in seen_by_bob:
                 assert message.payload["user_id"] == stack.ids["bob"], message
-                assert "dentist" not in (message.data or "").lower()
+                assert "remind" not in (message.data or "").lower()
         # Replay from the very start gives bob only his own, the same as he saw live.
         async with sse.events(bob, last_event_id="0-0") as replayed:
             again = [await replayed.next(10), *await drain(replayed)]
@@ -440,7 +462,7 @@ async def test_bob_never_sees_alice_by_any_route(
         # Listings, search, filters, exports: bob's own only, whatever he passes.
         listing = await bob.get(
             "/api/transcripts",
-            params={"user_id": stack.ids["alice"], "q": "dentist"},
+            params={"user_id": stack.ids["alice"], "q": "remind"},
             headers={USER_HEADER: stack.ids["alice"]},
         )
         assert listing.json()["items"] == [], listing.text
@@ -450,7 +472,7 @@ async def test_bob_never_sees_alice_by_any_route(
         for fmt in ("jsonl", "csv", "txt", "srt", "vtt"):
             export = await bob.get("/api/transcripts/export", params={"format": fmt})
             assert export.status_code == 200
-            assert "dentist" not in export.text.lower(), fmt
+            assert "remind" not in export.text.lower(), fmt
             assert stack.ids["alice"] not in export.text, fmt
 
         # Agents: the same session name, two users, two separate conversations.
@@ -479,11 +501,11 @@ async def test_bob_never_sees_alice_by_any_route(
         assert bob_streamed.status_code == 200 and "event: done" in bob_streamed.text
         sent_for_bob = completions_text(stack.stub, start)
         assert "bob-hello" in sent_for_bob and "bob-stream" in sent_for_bob
-        assert "alice" not in sent_for_bob and "dentist" not in sent_for_bob.lower()
+        assert "alice" not in sent_for_bob and "remind" not in sent_for_bob.lower()
         for session in ("shared-name", "s2"):
             theirs = await bob.get(f"/api/agents/sessions/{session}")
             assert theirs.status_code == 200, theirs.text
-            assert "alice" not in theirs.text and "dentist" not in theirs.text.lower()
+            assert "alice" not in theirs.text and "remind" not in theirs.text.lower()
         hers = (await alice.get("/api/agents/sessions/shared-name")).json()
         assert "alice-zebra-secret" in json.dumps(hers)
         bob_usage = (await bob.get("/api/agents/usage", params={"by": "session"})).json()
