@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI
 
@@ -109,3 +111,24 @@ async def publisher(bus_settings: BusSettings) -> AsyncIterator[EventBus]:
     await bus.connect()
     yield bus
     await bus.stop()
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A signed-in client of a running gateway and the user id it acts as."""
+
+    client: httpx.AsyncClient
+    id: str
+
+
+@asynccontextmanager
+async def signed_in(url: str, tokens: dict[str, str], *names: str) -> AsyncIterator[list[Signed]]:
+    """One bearer-token client per user name, with the id the gateway gives it."""
+    bearers = [{"Authorization": f"Bearer {tokens[name]}"} for name in names]
+    clients = [httpx.AsyncClient(base_url=url, timeout=10, headers=h) for h in bearers]
+    try:
+        ids = [(await c.get("/api/me")).json()["user"]["id"] for c in clients]
+        yield [Signed(c, i) for c, i in zip(clients, ids, strict=True)]
+    finally:
+        for c in clients:
+            await c.aclose()

@@ -9,7 +9,7 @@ import httpx
 from redis.asyncio import Redis
 
 from tests.gateway import sse
-from tests.gateway.conftest import GatewayFactory, add_users
+from tests.gateway.conftest import GatewayFactory, add_users, signed_in
 from tests.gateway.factories import transcribed, updated
 from tests.gateway.test_sse import connections
 from tests.integration.bus_helpers import wait_for
@@ -36,16 +36,8 @@ async def test_live_events_reach_only_their_owner_in_order_without_ids(
 ) -> None:
     tokens = await add_users(sqlite_url, "alice", "bob")
     with gateway() as url:
-        async with (
-            httpx.AsyncClient(
-                base_url=url, timeout=10, headers={"Authorization": f"Bearer {tokens['alice']}"}
-            ) as alice,
-            httpx.AsyncClient(
-                base_url=url, timeout=10, headers={"Authorization": f"Bearer {tokens['bob']}"}
-            ) as bob,
-        ):
-            alice_id = (await alice.get("/api/me")).json()["user"]["id"]
-            bob_id = (await bob.get("/api/me")).json()["user"]["id"]
+        async with signed_in(url, tokens, "alice", "bob") as (a, b):
+            alice, alice_id, bob, bob_id = a.client, a.id, b.client, b.id
             words = ["buy", "milk", "and", "eggs", "and", "bread"]
             async with sse.events(alice) as alice_stream, sse.events(bob) as bob_stream:
                 await connections(url, 2)
