@@ -96,6 +96,9 @@ class LiveRecordingStarted(EventBase, RecordingOptions):
 class TranscriptReady(EventBase, AgentRoute):
     type: Literal["transcript.ready"] = "transcript.ready"
     text: str
+    """What the user said, after their replacements (`RecordingOptions.replacements`)."""
+    raw_text: str | None = None
+    """The recogniser's own text when replacements changed it, else None."""
     is_empty: bool = False
     language: str | None = None
     segments: list[Segment] = Field(default_factory=list)

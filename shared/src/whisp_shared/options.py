@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from whisp_shared.dictation import MAX_REPLACEMENTS, MAX_VOCABULARY, Replacement, Term
+
 NAME_PATTERN = r"^[A-Za-z0-9][\w.:-]*$"
 LANGUAGE_PATTERN = r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})?$"
 MAX_PROMPT_CHARS = 2000
@@ -52,6 +54,13 @@ class RecordingOptions(AgentRoute):
     prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
     """Spelling hints for the recogniser (names, jargon)."""
     word_timestamps: bool = False
+    vocabulary: list[Term] = Field(default_factory=list, max_length=MAX_VOCABULARY)
+    """The owner's own words (names, jargon), resolved by the gateway from their settings:
+    the worker makes them the recogniser's prompt (`whisp_shared.dictation`)."""
+    replacements: list[Replacement] = Field(default_factory=list, max_length=MAX_REPLACEMENTS)
+    """Applied by the worker to the recognised text before any agent sees it."""
+    keep_audio: bool = True
+    """False: the audio service deletes the audio once the transcript is stored."""
 
     @field_validator("language", "prompt", mode="before")
     @classmethod
