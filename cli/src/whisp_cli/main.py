@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from whisp_cli import agent_cmd, users_cmd
+from whisp_cli import agent_cmd, dlq_cmd, users_cmd
 from whisp_cli.hotkey import command as hotkey_cmd
 from whisp_cli.record import command as record_cmd
 from whisp_cli.stack import Stack, StackError, plan
@@ -26,6 +26,7 @@ app = typer.Typer(
 console = Console()
 agent_cmd.register(app)
 app.add_typer(users_cmd.app, name="users")
+app.add_typer(dlq_cmd.app, name="dlq")
 record_cmd.register(app)
 hotkey_cmd.register(app)
 
