@@ -103,8 +103,11 @@ class RedisServer:
         appendfsync: AppendFsync = "always",
         log_file: Path | None = None,
         die_with_parent: bool = False,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.host = host
+        self.extra_args = extra_args
+        """More redis-server options, e.g. `("--replicaof", host, port)` for a replica."""
         self.port = port or free_port(host)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if data_dir is None:
@@ -145,6 +148,7 @@ class RedisServer:
             "--protected-mode", "yes",
             *persistence,
             *log,
+            *self.extra_args,
         ]  # fmt: skip
 
     def start(self, timeout: float = 10.0) -> Self:

@@ -40,10 +40,14 @@ from whisp_shared.bus_group import GroupReader, ensure_group
 from whisp_shared.codec import encode_entry
 from whisp_shared.config import BusSettings
 from whisp_shared.events import EventBase
+from whisp_shared.logs import get_logger
+from whisp_shared.redis_client import open_redis, redacted
 from whisp_shared.streams import LIVE
 from whisp_shared.views import LiveEvent
 
 __all__ = ["Consumer", "EventBus", "FailureFactory", "Handler", "default_consumer_name"]
+
+log = get_logger(__name__)
 
 
 def default_consumer_name() -> str:
@@ -71,7 +75,7 @@ class EventBus:
     async def connect(self) -> None:
         """Open the connection and create the groups, without consuming yet."""
         if self._redis is None:
-            self._redis = Redis.from_url(self.settings.redis_url)
+            self._redis = open_redis(self.settings.redis_url)
             await self._ensure_groups()
 
     def hold(self) -> None:
@@ -126,8 +130,19 @@ class EventBus:
         return 0
 
     async def publish(self, stream: str, event: EventBase) -> str:
-        """XADD one event; returns its stream id."""
-        return await self._add(stream, event, self.settings.stream_maxlen)
+        """XADD one event; returns its stream id. With `replicas_to_ack`, it returns once
+        that many replicas hold it too (WAIT), so a failover cannot lose accepted work."""
+        entry_id = await self._add(stream, event, self.settings.stream_maxlen)
+        wanted = self.settings.replicas_to_ack
+        if wanted:
+            acked = await self.redis.wait(wanted, self.settings.replica_ack_ms)
+            if acked < wanted:
+                # Accepted anyway (it is in the master's AOF): refusing would make the
+                # caller retry and publish it twice. Ops see it, and Redis's own
+                # `min-replicas-to-write` refuses writes while no replica is connected.
+                log.warning("publish not replicated in time", stream=stream, acked=acked,
+                            wanted=wanted, redis=redacted(self.settings.redis_url))  # fmt: skip
+        return entry_id
 
     async def publish_live(self, event: LiveEvent) -> str:
         """Push a live-only event to its user's open pages: one XADD to the short

@@ -146,7 +146,13 @@ class BusSettings(SectionSettings):
         default="redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("redis_url", "REDIS_URL", "WHISP_BUS__REDIS_URL"),
     )
-    """`REDIS_URL` wins over the file, as ops expect."""
+    """`REDIS_URL` wins over the file, as ops expect. `rediss://` for TLS,
+    `redis+sentinel://s1:26379,s2:26379/<master>` for Sentinel (`whisp_shared.redis_client`)."""
+    replicas_to_ack: int = Field(default=0, ge=0, le=16)
+    """With replicas (Sentinel, a managed HA Redis): a publish returns once this many
+    replicas hold it (WAIT), so accepted work survives a failover. 0: the master alone."""
+    replica_ack_ms: int = Field(default=1_000, ge=1)
+    """How long a publish waits for `replicas_to_ack` before it is accepted anyway (logged)."""
     claim_idle_ms: int = Field(default=30_000, ge=100)
     """A pending entry idle this long is taken over by a live peer (XAUTOCLAIM)."""
     max_deliveries: int = Field(default=3, ge=1)
