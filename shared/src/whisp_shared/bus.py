@@ -37,12 +37,13 @@ from redis.asyncio import Redis
 
 from whisp_shared.bus_consumer import Consumer, FailureFactory, Handler
 from whisp_shared.bus_group import GroupReader, ensure_group
+from whisp_shared.bus_trim import Trimmer
 from whisp_shared.codec import encode_entry
 from whisp_shared.config import BusSettings
 from whisp_shared.events import EventBase
 from whisp_shared.logs import get_logger
 from whisp_shared.redis_client import open_redis, redacted
-from whisp_shared.streams import LIVE
+from whisp_shared.streams import GROUP_STREAMS, LIVE
 from whisp_shared.views import LiveEvent
 
 __all__ = ["Consumer", "EventBus", "FailureFactory", "Handler", "default_consumer_name"]
@@ -64,6 +65,7 @@ class EventBus:
         self._redis: Redis | None = None
         self._consumers: list[Consumer] = []
         self._groups: list[GroupReader] = []
+        self._trimmer: Trimmer | None = None
         self._held = False
 
     @property
@@ -95,6 +97,11 @@ class EventBus:
         ]
         for group in self._groups:
             group.start()
+        if self._consumers:
+            read = {c.stream for c in self._consumers}
+            written = {c.output_stream for c in self._consumers} & set(GROUP_STREAMS)
+            self._trimmer = Trimmer(self.redis, read | written, self.settings)
+            self._trimmer.start()
 
     async def stop(self) -> None:
         """Stop reading; in-flight handlers get `graceful_timeout_s`, the rest stays pending
@@ -102,6 +109,9 @@ class EventBus:
         if self._redis is None:
             return
         groups, self._groups = self._groups, []
+        if self._trimmer is not None:
+            await self._trimmer.stop()
+            self._trimmer = None
         await asyncio.gather(*(group.stop() for group in groups))
         redis, self._redis = self._redis, None
         await redis.aclose()
@@ -132,7 +142,7 @@ class EventBus:
     async def publish(self, stream: str, event: EventBase) -> str:
         """XADD one event; returns its stream id. With `replicas_to_ack`, it returns once
         that many replicas hold it too (WAIT), so a failover cannot lose accepted work."""
-        entry_id = await self._add(stream, event, self.settings.stream_maxlen)
+        entry_id = await self._add(stream, event, self.settings.maxlen_of(stream))
         wanted = self.settings.replicas_to_ack
         if wanted:
             acked = await self.redis.wait(wanted, self.settings.replica_ack_ms)

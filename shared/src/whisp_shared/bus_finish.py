@@ -126,7 +126,8 @@ class Finisher:
         keys: list[str] = [*self._fixed_keys]
         args: list[str | bytes | int] = [
             consumer.group,
-            settings.stream_maxlen,
+            settings.maxlen_of(consumer.output_stream),
+            settings.stream_maxlen,  # dead letters: no group reads them
             settings.done_ttl_s,
         ]
         for finish in batch:

@@ -19,6 +19,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from whisp_shared.streams import GROUP_STREAMS
+
 CONFIG_ENV = "WHISP_CONFIG"
 DEFAULT_CONFIG = Path("config.yaml")
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "password", "placeholder"})
@@ -166,11 +168,24 @@ class BusSettings(SectionSettings):
     live_maxlen: int = Field(default=10_000, ge=100)
     """Approximate cap of the live-only stream: a few seconds of partials for a lagging reader."""
     stream_maxlen: int = Field(default=100_000, ge=1_000)
-    """Approximate cap per stream (XADD MAXLEN ~)."""
+    """Approximate cap (XADD MAXLEN ~) of the streams no group reads: user events (the
+    SSE replay window) and dead letters."""
+    stream_hard_maxlen: int = Field(default=1_000_000, ge=1_000)
+    """Last guard of Redis's memory for the streams groups read (`streams.GROUP_STREAMS`):
+    those are trimmed by their slowest group instead (`bus_trim`), so this cuts only when a
+    group is gone for good — and the trimmer warns before it does."""
+    stream_retention_s: float = Field(default=24 * 3600, ge=0)
+    """Finished entries are kept this long (for `whisp dlq`, debugging), then trimmed."""
+    trim_interval_s: float = Field(default=60.0, gt=0)
+    """How often each consuming process trims the streams it reads."""
     done_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
     """How long a processed `recording_id` is remembered for idempotency."""
     graceful_timeout_s: float = Field(default=30.0, ge=0)
     """On SIGTERM, in-flight work gets this long to finish; the rest stays pending."""
+
+    def maxlen_of(self, stream: str) -> int:
+        """The XADD cap for `stream` (see `stream_maxlen`, `stream_hard_maxlen`)."""
+        return self.stream_hard_maxlen if stream in GROUP_STREAMS else self.stream_maxlen
 
 
 class LoggingSettings(SectionSettings):

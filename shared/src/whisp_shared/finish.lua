@@ -2,17 +2,18 @@
 -- ack without it, and the done-marker's SET NX decides a race (the loser only acks).
 -- KEYS: input stream, output stream, dead-letter stream, last-error hash, then one
 --       done-marker per entry, in the entries' order
--- ARGV: group, maxlen, done ttl, then 8 per entry: kind ('done' | 'ack' | 'retry'), entry id,
+-- ARGV: group, output maxlen, dead-letter maxlen, done ttl, then 8 per entry:
+--       kind ('done' | 'ack' | 'retry'), entry id,
 --       output type, output data ('' = none), dead-letter type, dead-letter data ('' = none),
 --       error text, delivery count
 -- Returns one character per entry: '1' when this finish set the done-marker, else '0' (one
 -- string, which redis-py reads in one piece, not one reply per entry).
 -- Entries are plain `type` + `data` fields (whisp_shared.codec), dead letters add the error.
 local stream, output, dead, errors = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local group, maxlen, ttl = ARGV[1], ARGV[2], ARGV[3]
+local group, maxlen, dead_maxlen, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local results, acked = {}, {}
 for i = 1, #KEYS - 4 do
-  local a = 3 + (i - 1) * 8
+  local a = 4 + (i - 1) * 8
   local kind, id = ARGV[a + 1], ARGV[a + 2]
   local first = '0'
   if kind == 'retry' then
@@ -26,7 +27,7 @@ for i = 1, #KEYS - 4 do
           'data', ARGV[a + 4])
       end
       if ARGV[a + 6] ~= '' then
-        redis.call('XADD', dead, 'MAXLEN', '~', maxlen, '*', 'type', ARGV[a + 5],
+        redis.call('XADD', dead, 'MAXLEN', '~', dead_maxlen, '*', 'type', ARGV[a + 5],
           'data', ARGV[a + 6], 'error', ARGV[a + 7], 'group', group, 'source_id', id,
           'deliveries', ARGV[a + 8])
       end

@@ -24,6 +24,10 @@ TRANSCRIBERS_GROUP: Final = "transcribers"
 AGENTS_GROUP: Final = "agents"
 GATEWAY_GROUP: Final = "gateway"
 
+GROUP_STREAMS: Final = (RECORDINGS, LIVE_RECORDINGS, TRANSCRIPTS, RESPONSES)
+"""Streams consumer groups read: trimmed by their slowest group (`bus_trim`), capped only
+by `stream_hard_maxlen`. The others (user events, dead letters) keep `stream_maxlen`."""
+
 RESULT_STREAMS: Final = (TRANSCRIPTS, RESPONSES)
 """Results the gateway persists (and forwards to USER_EVENTS)."""
 
