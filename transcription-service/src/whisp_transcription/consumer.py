@@ -16,6 +16,7 @@ from contextlib import contextmanager
 
 from whisp_shared.audio import decode_audio
 from whisp_shared.bus import Consumer
+from whisp_shared.dictation import Replacement, apply_replacements
 from whisp_shared.events import (
     Event,
     FailureFields,
@@ -123,8 +124,30 @@ class Transcriber:
 def transcribe_options(event: RecordingCompleted | LiveRecordingStarted) -> TranscribeOptions:
     """What the recording's caller asked of the recogniser."""
     return TranscribeOptions(
-        language=event.language, prompt=event.prompt, word_timestamps=event.word_timestamps
+        language=event.language,
+        prompt=event.prompt,
+        vocabulary=event.vocabulary,
+        word_timestamps=event.word_timestamps,
     )
+
+
+def replaced(result: Transcription, replacements: list[Replacement]) -> tuple[Transcription, str]:
+    """The result as the owner wants it written, and the recogniser's own text.
+
+    Segments get the replacements too, one by one: a subtitles export shows the segments,
+    and its reader wants "GitHub" and the names spelled as in the text. A cue is one block
+    of lines, so a written line break becomes a space there (a blank line would end the
+    cue), and a phrase split across two segments stays as heard in them. Word timings stay
+    as recognised: they time what was said."""
+    if not replacements:
+        return result, result.text
+    segments = []
+    for seg in result.segments:
+        written = " ".join(apply_replacements(seg.text, replacements).split())
+        if written:  # a segment that said only "new paragraph" leaves no empty cue
+            segments.append(seg.model_copy(update={"text": written}))
+    text = apply_replacements(result.text, replacements)
+    return result.model_copy(update={"text": text, "segments": segments}), result.text
 
 
 def transcript_ready(
@@ -135,7 +158,8 @@ def transcript_ready(
     elapsed_s: float,
 ) -> TranscriptReady:
     """The transcript that answers a recording (uploaded or live): its identity and agent
-    route, the engine's result, and the time it took (counted and logged)."""
+    route, the engine's result with the owner's replacements (`raw_text`: the result as
+    heard, when they changed it), and the time it took (counted and logged)."""
     rtf = elapsed_s / duration_s if duration_s else 0.0
     metrics.CLIPS.labels(engine.name, engine.model_name).inc()
     metrics.PROCESSING_SECONDS.observe(elapsed_s)
@@ -149,10 +173,12 @@ def transcript_ready(
         rtf=round(rtf, 3),
         empty=result.is_empty,
     )
+    result, raw = replaced(result, event.replacements)
     return TranscriptReady(
         **event.follow_up(),
         **event.route().model_dump(),
         text=result.text,
+        raw_text=raw if raw != result.text else None,
         is_empty=result.is_empty,
         language=result.language,
         segments=result.segments,

@@ -9,6 +9,11 @@ The final at release should cost nothing: as soon as the speech is followed by a
 silence, a *speculative final* — the full engine call, guards and fallback included — runs
 on what has arrived. At commit, if only silence came after it, that result is the final;
 otherwise the final is decoded then, over the whole recording.
+
+Every pass takes the recording's vocabulary (its `options`, as the batch path does).
+Partials stay as heard; the owner's replacements apply to the final only
+(`consumer.transcript_ready`): "new" settled on screen must not turn into a line break
+when "paragraph" follows.
 """
 
 from __future__ import annotations

@@ -37,6 +37,8 @@ class TranscribeOptions(BaseModel):
     language: str | None = None
     """ISO code, or None to auto-detect (multilingual models only)."""
     prompt: str | None = None
+    vocabulary: list[str] = Field(default_factory=list)
+    """The recording owner's words; the engine makes them its prompt (`vocabulary.py`)."""
     word_timestamps: bool = False
     temperature: float = Field(default=0.0, ge=0.0, le=1.0)
 

@@ -33,6 +33,7 @@ from whisp_transcription.engines.speech import Speech
 from whisp_transcription.model_files import resolve_model
 from whisp_transcription.model_thread import ModelThread
 from whisp_transcription.settings import FasterWhisperSettings
+from whisp_transcription.vocabulary import recogniser_prompt
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -105,13 +106,11 @@ class FasterWhisperEngine:
         if not speech.chunks:
             metrics.DECODE_PATH.labels("none", "no_speech").inc()
             return Transcription(text="", language=language)
+        prompt = self._prompt(options, language)
         reason = self._full_path_reason(speech, options)
         if reason is None:
             outcome = self._short.decode(
-                speech.samples,
-                language,
-                options.prompt or s.initial_prompt,
-                options.word_timestamps or s.word_timestamps,
+                speech.samples, language, prompt, options.word_timestamps or s.word_timestamps
             )
             if isinstance(outcome, ShortResult):
                 metrics.DECODE_PATH.labels("short", "ok").inc()
@@ -125,7 +124,7 @@ class FasterWhisperEngine:
             )
             reason = f"fallback_{outcome.reason}"
         metrics.DECODE_PATH.labels("full", reason).inc()
-        return self._transcribe_full(clip, options, language)
+        return self._transcribe_full(clip, options, language, prompt)
 
     def peek_sync(self, samples: npt.NDArray[np.float32], options: TranscribeOptions) -> str | None:
         """What the audio so far seems to say, for a partial: one short pass and never the
@@ -137,13 +136,26 @@ class FasterWhisperEngine:
             return ""
         if speech.duration_s > self.settings.short_window.max_s:
             return None
+        language = options.language or self.settings.language
         outcome = self._short.decode(
-            speech.samples,
-            options.language or self.settings.language,
-            options.prompt or self.settings.initial_prompt,
-            words=False,
+            speech.samples, language, self._prompt(options, language), words=False
         )
         return outcome.text if isinstance(outcome, ShortResult) else None
+
+    def _prompt(self, options: TranscribeOptions, language: str | None) -> str | None:
+        """The owner's vocabulary, then the caller's prompt (or the configured one), in the
+        form and the token budget `vocabulary.py` measured."""
+        model = self._model
+        assert model is not None
+        if not model.model.is_multilingual:
+            language = "en"
+
+        def count(text: str) -> int:
+            return len(model.hf_tokenizer.encode(" " + text, add_special_tokens=False).ids)
+
+        return recogniser_prompt(
+            options.prompt or self.settings.initial_prompt, options.vocabulary, language, count
+        )
 
     def _full_path_reason(self, speech: Speech, options: TranscribeOptions) -> str | None:
         """Why this clip cannot take the short window (None: it can)."""
@@ -157,7 +169,7 @@ class FasterWhisperEngine:
         return None
 
     def _transcribe_full(
-        self, clip: Clip, options: TranscribeOptions, language: str | None
+        self, clip: Clip, options: TranscribeOptions, language: str | None, prompt: str | None
     ) -> Transcription:
         model = self._model
         assert model is not None
@@ -168,7 +180,7 @@ class FasterWhisperEngine:
             language=language,
             beam_size=s.beam_size,
             temperature=options.temperature if options.temperature else [0.0, 0.2, 0.4, 0.6],
-            initial_prompt=options.prompt or s.initial_prompt,
+            initial_prompt=prompt,
             vad_filter=s.vad_filter,
             word_timestamps=words,
             condition_on_previous_text=False,

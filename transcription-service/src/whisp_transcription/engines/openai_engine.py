@@ -32,6 +32,7 @@ from whisp_shared.upstream import (
 from whisp_transcription.engines.base import Clip, TranscribeOptions, Transcription
 from whisp_transcription.errors import EngineNotConfigured
 from whisp_transcription.settings import OpenAISettings
+from whisp_transcription.vocabulary import estimate_tokens, recogniser_prompt
 
 log = get_logger(__name__)
 
@@ -119,6 +120,11 @@ class OpenAIEngine:
         granularities: list[Literal["word", "segment"]] = (
             ["word", "segment"] if options.word_timestamps else ["segment"]
         )
+        # No tokenizer here: an estimate that errs short (OpenAI keeps a long prompt's end,
+        # the caller's own part, anyway).
+        prompt = recogniser_prompt(
+            options.prompt, options.vocabulary, options.language, estimate_tokens
+        )
         attempts = 0
         retrying = tenacity.AsyncRetrying(
             stop=tenacity.stop_after_attempt(s.max_attempts),
@@ -136,7 +142,7 @@ class OpenAIEngine:
                         model=s.model,
                         response_format="verbose_json",
                         language=options.language or openai.omit,
-                        prompt=options.prompt or openai.omit,
+                        prompt=prompt or openai.omit,
                         temperature=options.temperature,
                         timestamp_granularities=granularities,
                     )
