@@ -18,7 +18,14 @@ from whisp_gateway.repository import Repository
 from whisp_gateway.repository.projection import snapshot_of
 from whisp_shared.bus import Consumer
 from whisp_shared.events import Event, FailureFields
-from whisp_shared.streams import GATEWAY_GROUP, RECORDINGS, RESPONSES, TRANSCRIPTS, USER_EVENTS
+from whisp_shared.streams import (
+    GATEWAY_GROUP,
+    PRIORITY_RECORDINGS,
+    RECORDINGS,
+    RESPONSES,
+    TRANSCRIPTS,
+    USER_EVENTS,
+)
 from whisp_shared.views import Transcript, TranscriptUpdated
 
 
@@ -45,5 +52,5 @@ def snapshot_consumers(repo: Repository) -> list[Consumer]:
 
     return [
         Consumer(stream, GATEWAY_GROUP, USER_EVENTS, store, deliver_anyway)
-        for stream in (RECORDINGS, TRANSCRIPTS, RESPONSES)
+        for stream in (PRIORITY_RECORDINGS, RECORDINGS, TRANSCRIPTS, RESPONSES)
     ]

@@ -27,10 +27,16 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from whisp_shared.codec import DATA_FIELD, TYPE_FIELD
-from whisp_shared.streams import LIVE_RECORDINGS, RECORDINGS, RESPONSES, TRANSCRIPTS
+from whisp_shared.streams import (
+    LIVE_RECORDINGS,
+    PRIORITY_RECORDINGS,
+    RECORDINGS,
+    RESPONSES,
+    TRANSCRIPTS,
+)
 from whisp_shared.streams import dead_letter_stream as dead_of
 
-SOURCE_STREAMS = (RECORDINGS, LIVE_RECORDINGS, TRANSCRIPTS, RESPONSES)
+SOURCE_STREAMS = (PRIORITY_RECORDINGS, RECORDINGS, LIVE_RECORDINGS, TRANSCRIPTS, RESPONSES)
 """Streams consumed by a group that dead-letters (the gateway's included)."""
 FAILURE_TYPES = frozenset({"transcription.failed", "agent.failed"})
 """What a give-up publishes for the user (`Consumer.on_failure`)."""

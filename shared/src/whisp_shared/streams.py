@@ -3,7 +3,10 @@
 from typing import Final
 
 RECORDINGS: Final = "whisp:recordings"
-"""RecordingCompleted; published by the audio service."""
+"""RecordingCompleted; published by the audio service (long uploads: the bulk lane)."""
+PRIORITY_RECORDINGS: Final = "whisp:recordings-priority"
+"""RecordingCompleted of what a person is waiting for (push-to-talk clips, device
+recordings): the same group reads it, and its workers take these first (`lanes`)."""
 LIVE_RECORDINGS: Final = "whisp:live-recordings"
 """LiveRecordingStarted; published by the audio service when a live session starts speaking
 (its audio is on `live_audio.live_audio_stream`)."""
@@ -24,7 +27,13 @@ TRANSCRIBERS_GROUP: Final = "transcribers"
 AGENTS_GROUP: Final = "agents"
 GATEWAY_GROUP: Final = "gateway"
 
-GROUP_STREAMS: Final = (RECORDINGS, LIVE_RECORDINGS, TRANSCRIPTS, RESPONSES)
+GROUP_STREAMS: Final = (
+    RECORDINGS,
+    PRIORITY_RECORDINGS,
+    LIVE_RECORDINGS,
+    TRANSCRIPTS,
+    RESPONSES,
+)
 """Streams consumer groups read: trimmed by their slowest group (`bus_trim`), capped only
 by `stream_hard_maxlen`. The others (user events, dead letters) keep `stream_maxlen`."""
 

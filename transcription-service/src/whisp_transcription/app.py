@@ -49,7 +49,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or TranscriptionSettings()
     bus = bus or EventBus(BusSettings())
-    thread = ModelThread(settings.max_concurrency)
+    thread = ModelThread(settings.slots)
     engine = engine or build_engine(settings, thread)
     fetcher = AudioFetcher(
         settings.audio_dir,
@@ -93,7 +93,8 @@ def create_app(
     async def model_ready() -> bool:
         return state["model_ready"]
 
-    bus.consume(transcriber.consumer())
+    for consumer in transcriber.consumers():
+        bus.consume(consumer)
     if takes_live:
         bus.consume(live.consumer())
     app = create_service_app(

@@ -4,7 +4,11 @@ Acks, redelivery, idempotency by `recording_id` and the dead-letter path are the
 (`whisp_shared.bus`); the handler here only returns the transcript or raises one of
 `whisp_transcription.errors`, whose `retryable` flag the bus acts on. Blocking work
 (decoding, the model) runs on the model thread (`ModelThread`) so the event loop keeps
-heartbeating the entry; a semaphore bounds clips in flight per process.
+heartbeating the entry.
+
+Two lanes: the transcribers read the priority stream (what a person waits for) and the
+bulk stream (long uploads) as two consumers whose handlers share one `Lanes` — the
+process's slots, a clip first, and `clip_slots` of them never given to an upload.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ from whisp_shared.events import (
     TranscriptionFailed,
     TranscriptReady,
 )
+from whisp_shared.lanes import Lane, Lanes
 from whisp_shared.logs import get_logger
-from whisp_shared.streams import RECORDINGS, TRANSCRIBERS_GROUP, TRANSCRIPTS
+from whisp_shared.streams import PRIORITY_RECORDINGS, RECORDINGS, TRANSCRIBERS_GROUP, TRANSCRIPTS
 from whisp_transcription import metrics
 from whisp_transcription.engines.base import Clip, Engine, TranscribeOptions, Transcription
 from whisp_transcription.fetch import AudioFetcher
@@ -80,33 +85,41 @@ class Transcriber:
         self.fetcher = fetcher
         self.settings = settings
         self.use = use or ModelUse()
-        self._slots = asyncio.Semaphore(settings.max_concurrency)
+        self.lanes = Lanes(settings.slots, bulk_share=settings.max_concurrency / settings.slots)
 
-    def consumer(self) -> Consumer:
-        """What this process reads, writes and answers on failure."""
-        return Consumer(
-            stream=RECORDINGS,
-            group=TRANSCRIBERS_GROUP,
-            output_stream=TRANSCRIPTS,
-            handler=self.handle,
-            on_failure=failure_event,
-            accepts=lambda event: isinstance(event, RecordingCompleted),
-            max_workers=self.settings.max_concurrency,
-            read_count=self.settings.max_concurrency,  # take no more than it can start now
-        )
+    def consumers(self) -> list[Consumer]:
+        """What this process reads (both lanes), writes and answers on failure."""
+        # One clip more in hand than slots, so the next clip is already waiting when one
+        # ends and takes the slot before an upload in hand does (`max_streak` in a row).
+        lanes: dict[str, tuple[Lane, int]] = {
+            PRIORITY_RECORDINGS: ("priority", self.settings.slots + 1),
+            RECORDINGS: ("bulk", self.settings.max_concurrency),
+        }
+        return [
+            Consumer(
+                stream=stream,
+                group=TRANSCRIBERS_GROUP,
+                output_stream=TRANSCRIPTS,
+                handler=self.lanes.wrap(lane, self.handle),
+                on_failure=failure_event,
+                accepts=lambda event: isinstance(event, RecordingCompleted),
+                max_workers=slots,
+                read_count=slots,  # take no more than it can (nearly) start now
+            )
+            for stream, (lane, slots) in lanes.items()
+        ]
 
     async def handle(self, event: Event) -> TranscriptReady:
         assert isinstance(event, RecordingCompleted)  # `accepts` let nothing else through
         started = time.perf_counter()
-        async with self._slots:
-            with self.use.busy():
-                raw = await self.fetcher.fetch(event.audio_uri)
-                samples = await self.thread.run(
-                    decode_audio, raw, max_seconds=self.settings.max_audio_s
-                )
-                media = event.content_type.split(";")[0].strip()
-                clip = Clip(samples, raw, media, f"audio.{EXTENSIONS.get(media, 'wav')}")
-                result = await self.engine.transcribe(clip, transcribe_options(event))
+        with self.use.busy():
+            raw = await self.fetcher.fetch(event.audio_uri)
+            samples = await self.thread.run(
+                decode_audio, raw, max_seconds=self.settings.max_audio_s
+            )
+            media = event.content_type.split(";")[0].strip()
+            clip = Clip(samples, raw, media, f"audio.{EXTENSIONS.get(media, 'wav')}")
+            result = await self.engine.transcribe(clip, transcribe_options(event))
         elapsed = time.perf_counter() - started
         return transcript_ready(event, result, self.engine, clip.duration_s, elapsed)
 

@@ -72,7 +72,18 @@ class TranscriptionSettings(ServiceSettings):
         ),
     )
     max_concurrency: int = Field(default=1, ge=1)
-    """Clips transcribed at once by one process; scale out with processes instead."""
+    """Long uploads (the bulk lane) transcribed at once by one process; scale out with
+    processes instead."""
+    clip_slots: int = Field(default=1, ge=0, le=8)
+    """More slots kept for the priority lane (push-to-talk clips, device recordings): a
+    clip never waits for an upload this process is transcribing (`whisp_shared.lanes`).
+    0: clips only go first in the queue, and may wait for the running upload."""
+
+    @property
+    def slots(self) -> int:
+        """Clips and uploads at once: the model thread's size."""
+        return self.max_concurrency + self.clip_slots
+
     max_audio_s: float = Field(default=600.0, gt=0)
     max_audio_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
     fetch_timeout_s: float = Field(default=30.0, gt=0)
