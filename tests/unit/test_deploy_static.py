@@ -1,18 +1,17 @@
-"""Static checks of the deployment files: compose, Dockerfiles, Kubernetes, monitoring.
+"""Static checks of the deployment files: compose and the Dockerfile.
 
 Nothing here needs a Docker engine or a cluster: the files are parsed and held to what the
 stack needs to build and start as designed (one Dockerfile whose build arguments pick one
-package per image, non-root, healthchecks on /readyz, Redis healthy before the apps, KEDA
-scaling the transcribers on stream lag).
+package per image, non-root, healthchecks on /readyz, Redis healthy before the apps). The
+Kubernetes overlays are checked as rendered (`test_k8s_render.py`), the monitoring files in
+`test_deploy_monitoring.py`.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import tomllib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,14 +19,11 @@ from typing import Any
 import pytest
 import yaml
 
-from whisp_shared import streams
-
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
 OVERRIDE = ROOT / "docker-compose.override.yml"
-K8S = ROOT / "deploy" / "k8s"
-PROMETHEUS = ROOT / "deploy" / "monitoring" / "prometheus.yml"
+SECRET_EXAMPLE = ROOT / "deploy" / "k8s" / "secret.example.yaml"
 
 
 @dataclass(frozen=True)
@@ -229,30 +225,6 @@ def _glob(pattern: str) -> re.Pattern[str]:
     for glob, regex in ((r"\*", "[^/]*"), (r"\?", "[^/]"), (r"\[", "["), (r"\]", "]")):
         escaped = escaped.replace(glob, regex)
     return re.compile(escaped)
-
-
-def k8s_files() -> list[Path]:
-    return sorted(p for p in K8S.rglob("*") if p.suffix in {".yaml", ".yml"})
-
-
-def k8s_docs() -> Iterator[tuple[Path, dict[str, Any]]]:
-    for path in k8s_files():
-        with path.open(encoding="utf-8") as fh:
-            for doc in yaml.safe_load_all(fh):
-                if doc is not None:
-                    yield path, doc
-
-
-def k8s_object(kind: str, name: str) -> dict[str, Any]:
-    found = [d for _, d in k8s_docs() if d["kind"] == kind and d["metadata"]["name"] == name]
-    assert len(found) == 1, f"expected one {kind}/{name} in deploy/k8s, found {len(found)}"
-    return found[0]
-
-
-def only_container(deployment: dict[str, Any]) -> dict[str, Any]:
-    containers: list[dict[str, Any]] = deployment["spec"]["template"]["spec"]["containers"]
-    assert len(containers) == 1, deployment["metadata"]["name"]
-    return containers[0]
 
 
 # --- compose ---------------------------------------------------------------------------
@@ -571,101 +543,10 @@ def test_local_llm_image_compiles_the_local_extra(services: dict[str, Any]) -> N
 # --- Kubernetes ------------------------------------------------------------------------
 
 
-def test_every_k8s_document_parses_and_has_apiversion_and_kind() -> None:
-    files = k8s_files()
-    assert len(files) >= 5
-    for path in files:
-        with path.open(encoding="utf-8") as fh:
-            docs = [d for d in yaml.safe_load_all(fh) if d is not None]
-        assert docs, f"{path} is empty"
-        for doc in docs:
-            assert isinstance(doc, dict), path
-            assert isinstance(doc.get("apiVersion"), str) and doc["apiVersion"], path
-            assert isinstance(doc.get("kind"), str) and doc["kind"], path
-
-
-def test_kustomization_lists_every_manifest_but_the_secret_example() -> None:
-    kustomization = load_yaml(K8S / "kustomization.yaml")
-    resources = set(kustomization["resources"])
-    for resource in resources:
-        assert (K8S / resource).is_file(), resource
-    manifests = {p.name for p in k8s_files()} - {"kustomization.yaml"}
-    assert "secret.example.yaml" not in resources
-    assert resources == manifests - {"secret.example.yaml"}
-
-
-@pytest.mark.parametrize("name", APP_IDS)
-def test_k8s_deployment_and_service(name: str) -> None:
-    svc = BY_NAME[name]
-    deployment = k8s_object("Deployment", name)
-    pod = deployment["spec"]["template"]["spec"]
-    container = only_container(deployment)
-
-    assert container["image"].split(":")[0] == svc.image
-    ports = {p["containerPort"] for p in container["ports"]}
-    assert ports == {svc.port}
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    requests = container["resources"]["requests"]
-    assert {"cpu", "memory"} <= set(requests)
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"].get("runAsUser", 1) != 0
-    assert container["securityContext"]["allowPrivilegeEscalation"] is False
-
-    env = {e["name"]: e for e in container["env"]}
-    assert env["REDIS_URL"]["value"].startswith("redis://")
-    assert env[svc.host_var]["value"] == "0.0.0.0"
-    assert env["WHISP_MODE"]["value"] == "production"
-    config_path = env["WHISP_CONFIG"]["value"]
-    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-    assert str(Path(config_path).parent) in mounts
-    for var in env.values():  # secrets come from a Secret, never a literal
-        if var["name"].endswith(("SECRET", "API_KEY")):
-            assert "secretKeyRef" in var["valueFrom"], var["name"]
-
-    service = k8s_object("Service", name)
-    assert service["spec"]["selector"].items() <= pod_labels(deployment).items()
-    assert svc.port in {p["port"] for p in service["spec"]["ports"]}
-
-
-def pod_labels(deployment: dict[str, Any]) -> dict[str, str]:
-    labels: dict[str, str] = deployment["spec"]["template"]["metadata"]["labels"]
-    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    return labels
-
-
-def test_gateway_session_secret_comes_from_a_required_secret() -> None:
-    env = {e["name"]: e for e in only_container(k8s_object("Deployment", "gateway"))["env"]}
-    ref = env["WHISP_WEB__SESSION_SECRET"]["valueFrom"]["secretKeyRef"]
-    assert not ref.get("optional", False)
-
-
-def test_keda_scales_transcription_on_recordings_lag() -> None:
-    scaled = [d for _, d in k8s_docs() if d["kind"] == "ScaledObject"]
-    assert len(scaled) == 1
-    spec = scaled[0]["spec"]
-    target = spec["scaleTargetRef"]
-    assert target["name"] == "transcription"
-    assert target.get("kind", "Deployment") == "Deployment"
-    deployment = k8s_object("Deployment", "transcription")
-    assert "replicas" not in deployment["spec"], "KEDA owns the replica count"
-    assert spec["minReplicaCount"] == 1
-    assert spec["maxReplicaCount"] == 10
-    (trigger,) = spec["triggers"]
-    assert trigger["type"] == "redis-streams"
-    meta = trigger["metadata"]
-    assert all(isinstance(v, str) for v in meta.values()), "trigger metadata must be strings"
-    assert meta["stream"] == streams.RECORDINGS == "whisp:recordings"
-    assert meta["consumerGroup"] == streams.TRANSCRIBERS_GROUP == "transcribers"
-    assert meta["lagCount"] == "5"
-    assert meta["activationLagCount"] == "1"
-    assert meta.get("address") or meta.get("host")
-
-
 def test_secret_example_holds_only_placeholders() -> None:
     from whisp_shared.config import PLACEHOLDER_SECRETS
 
-    docs = [d for d in yaml.safe_load_all((K8S / "secret.example.yaml").read_text()) if d]
+    docs = [d for d in yaml.safe_load_all(SECRET_EXAMPLE.read_text()) if d]
     (secret,) = docs
     assert secret["kind"] == "Secret"
     values = {**secret.get("stringData", {}), **secret.get("data", {})}
@@ -673,50 +554,3 @@ def test_secret_example_holds_only_placeholders() -> None:
     for key, value in values.items():
         # Applied by mistake, a placeholder is refused in production mode.
         assert value.strip().lower() in PLACEHOLDER_SECRETS, key
-
-
-def test_configmap_config_loads_in_every_service(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The cluster's config.yaml is valid for each section's settings (unknown keys fail)."""
-    from whisp_agent.settings import AgentSettings
-    from whisp_audio.settings import AudioSettings
-    from whisp_gateway.settings import GatewaySettings
-    from whisp_shared.config import BusSettings, LoggingSettings, ServiceSettings
-    from whisp_transcription.settings import TranscriptionSettings
-
-    configmap = k8s_object("ConfigMap", "whisp-config")
-    path = tmp_path / "config.yaml"
-    path.write_text(configmap["data"]["config.yaml"])
-    for key in list(os.environ):
-        if key.startswith("WHISP_") or key in {"REDIS_URL", "OPENAI_API_KEY", "MODE"}:
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("WHISP_CONFIG", str(path))
-    monkeypatch.setenv("WHISP_WEB__SESSION_SECRET", "a-real-looking-secret-for-the-test-only")
-
-    for common in (BusSettings(), LoggingSettings()):
-        assert common.mode == "production"
-    loaded: dict[str, ServiceSettings] = {
-        cls.section: cls()
-        for cls in (AudioSettings, TranscriptionSettings, AgentSettings, GatewaySettings)
-    }
-    for svc in APPS:
-        assert loaded[svc.section].mode == "production"
-        assert loaded[svc.section].port == svc.port
-
-
-# --- monitoring ------------------------------------------------------------------------
-
-
-def test_prometheus_scrapes_every_service_metrics() -> None:
-    config = load_yaml(PROMETHEUS)
-    targets: set[tuple[str, int]] = set()
-    for job in config["scrape_configs"]:
-        assert job.get("metrics_path", "/metrics") == "/metrics"
-        for sd in job.get("dns_sd_configs", []):
-            targets |= {(n, sd["port"]) for n in sd["names"]}
-        for static in job.get("static_configs", []):
-            for target in static["targets"]:
-                host, _, port = target.rpartition(":")
-                targets.add((host, int(port)))
-    assert {(s.name, s.port) for s in APPS} <= targets
