@@ -22,7 +22,7 @@ from whisp_audio.settings import AudioSettings
 from whisp_shared.bus import EventBus
 from whisp_shared.config import BusSettings
 from whisp_shared.events import RecordingCompleted
-from whisp_shared.streams import RECORDINGS
+from whisp_shared.streams import PRIORITY_RECORDINGS, RECORDINGS
 
 BASE_URL = "http://audio.test"
 TONE_HZ = 440.0
@@ -68,7 +68,9 @@ def audio_service(bus_settings: BusSettings, data_dir: Path) -> AudioServiceFact
 
 
 async def published(redis: Redis) -> list[RecordingCompleted]:
-    events = await stream_events(redis, RECORDINGS)
+    """What the audio service announced, on either lane, in the order it did."""
+    events = [e for s in (PRIORITY_RECORDINGS, RECORDINGS) for e in await stream_events(redis, s)]
+    events.sort(key=lambda e: e.created_at)
     assert all(isinstance(e, RecordingCompleted) for e in events)
     return events  # type: ignore[return-value]
 

@@ -28,6 +28,7 @@ from whisp_recorder import AudioSource, FileReplaySource, RecorderState
 from whisp_shared.audio import decode_audio
 from whisp_shared.bus import EventBus
 from whisp_shared.config import BusSettings
+from whisp_shared.streams import PRIORITY_RECORDINGS
 
 ALICE = {"X-Whisp-User": "alice"}
 BOB = {"X-Whisp-User": "bob"}
@@ -177,7 +178,7 @@ async def test_a_client_that_disconnects_is_cancelled(served, redis: Redis) -> N
         status = (await svc.client.get("/devices/usb/recording", headers=ALICE)).json()
     assert status["state"] == "idle"
     assert "client went away" in status["error"]
-    assert await redis.xlen("whisp:recordings") == 0
+    assert await redis.xlen(PRIORITY_RECORDINGS) == 0
 
 
 async def test_polling_keeps_a_recording_alive(served, redis: Redis) -> None:
@@ -197,7 +198,7 @@ async def test_max_duration_stops_stores_and_publishes_by_itself(served, redis: 
         await svc.client.post("/devices/usb/recording", headers=ALICE, json={"max_duration_s": 0.5})
 
         async def published_one() -> bool:
-            return await redis.xlen("whisp:recordings") == 1
+            return await redis.xlen(PRIORITY_RECORDINGS) == 1
 
         await wait_for(published_one, timeout=5)
         [event] = await published(redis)
@@ -207,7 +208,7 @@ async def test_max_duration_stops_stores_and_publishes_by_itself(served, redis: 
         assert late.status_code == 201
         assert late.json()["recording_id"] == event.recording_id
         assert late.json()["stopped_by"] == "max_duration"
-        assert await redis.xlen("whisp:recordings") == 1  # the late stop published nothing
+        assert await redis.xlen(PRIORITY_RECORDINGS) == 1  # the late stop published nothing
 
 
 async def test_a_stop_racing_the_max_duration_answers_with_that_recording(
@@ -253,7 +254,7 @@ async def test_wrong_moves_are_409s_with_a_reason(served, redis: Redis) -> None:
             "/devices/usb/recording", headers=ALICE, json={"langauge": "en"}
         )
         assert typo.status_code == 422 and "'langauge'" in typo.json()["message"]
-    assert await redis.xlen("whisp:recordings") == 0
+    assert await redis.xlen(PRIORITY_RECORDINGS) == 0
 
 
 async def test_users_record_on_the_same_device_independently(served, redis: Redis) -> None:

@@ -30,7 +30,7 @@ from whisp_shared.live_audio import (
     live_audio_stream,
     read_entry,
 )
-from whisp_shared.streams import LIVE_RECORDINGS, RECORDINGS
+from whisp_shared.streams import LIVE_RECORDINGS, PRIORITY_RECORDINGS, RECORDINGS
 
 ALICE = {"X-Whisp-User": "alice"}
 BOB = {"X-Whisp-User": "bob"}
@@ -158,7 +158,8 @@ async def test_chunks_stream_in_order_and_the_commit_stores_the_wav(
         assert (info["source"], info["user_id"]) == ("live", "alice")
         again = await svc.client.post(f"/live/{rid}/commit", headers=ALICE)
         assert again.json() == done.json()  # a retried commit answers the same
-    assert await redis.xlen(RECORDINGS) == 0  # the live worker transcribes; nothing twice
+    for stream in (RECORDINGS, PRIORITY_RECORDINGS):  # the live worker transcribes; no twice
+        assert await redis.xlen(stream) == 0
     assert (sessions("started") - started, sessions("committed") - committed) == (1, 1)
 
 

@@ -27,7 +27,7 @@ from whisp_cli.redis_server import RedisServer
 from whisp_shared.audio import decode_audio
 from whisp_shared.bus import EventBus
 from whisp_shared.config import BusSettings
-from whisp_shared.streams import RECORDINGS
+from whisp_shared.streams import PRIORITY_RECORDINGS, RECORDINGS
 
 ID_CHARS = set("0123456789abcdef")
 
@@ -133,7 +133,8 @@ async def _refused(
     assert body["code"] == code
     assert body["retryable"] is False, "a bad upload stays bad: sending it again cannot help"
     assert len(body["message"]) > 10
-    assert await redis.xlen(RECORDINGS) == 0, "nothing may be published on an error"
+    for stream in (RECORDINGS, PRIORITY_RECORDINGS):
+        assert await redis.xlen(stream) == 0, "nothing may be published on an error"
     assert stored_files(data_dir) == [], "nothing may be kept on an error"
     return body
 

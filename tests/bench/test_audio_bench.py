@@ -11,7 +11,7 @@ session's private redis-server; a private PulseAudio with a null sink + virtual 
   and on an already running bare stream, "now" -> its next callback (the block period);
 - upload path, "release -> RecordingCompleted readable": POST /recordings of a 3 s WAV
   over real HTTP, timed from sending the request to the entry being returned by an XREAD
-  BLOCK on whisp:recordings (a reader thread blocked from a position taken before the
+  BLOCK on whisp:recordings-priority (a reader thread blocked from a position taken before the
   upload), and to the HTTP answer. Floors: a bare XADD of the same entry's fields to
   another stream read by the same reader (the engine), and GET /healthz (the web stack);
 - device path, POST /devices/pulse/recording/stop -> RecordingCompleted readable (and the
@@ -61,7 +61,7 @@ from whisp_shared.bus import EventBus
 from whisp_shared.codec import decode_entry
 from whisp_shared.config import BusSettings
 from whisp_shared.events import RecordingCompleted
-from whisp_shared.streams import RECORDINGS
+from whisp_shared.streams import PRIORITY_RECORDINGS
 
 RESULTS_DIR = Path(__file__).parent / "results"
 JSON_PATH = RESULTS_DIR / "audio.json"
@@ -328,14 +328,14 @@ def service(
     redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Service]:
     """The audio app on a real uvicorn server thread, a keep-alive HTTP client, and a
-    reader blocked on whisp:recordings and the raw floor's stream."""
+    reader blocked on whisp:recordings-priority and the raw floor's stream."""
     data_dir = tmp_path_factory.mktemp("audio-bench") / "data"
     settings = AudioSettings(data_dir=data_dir, public_url="http://audio.bench")
     bus = EventBus(BusSettings(redis_url=redis_server.url))
     app = create_app(settings, bus)
     client = redis_sync.Redis.from_url(redis_server.url, socket_timeout=5)
     with serving(app) as url:
-        reader = StreamReader(redis_server.url, [RECORDINGS, RAW_STREAM])
+        reader = StreamReader(redis_server.url, [PRIORITY_RECORDINGS, RAW_STREAM])
         http = httpx.Client(base_url=url, timeout=WAIT_S, headers={"X-Whisp-User": USER})
         try:
             yield Service(url, http, reader, client)
@@ -529,7 +529,7 @@ def report() -> Iterator[dict[str, Any]]:
             "a private PulseAudio null sink + virtual source, 16 kHz mono float32",
             "first_frame": "entry into the PortAudio callback of the first block the "
             "recorder keeps",
-            "event_readable": "XREAD BLOCK on whisp:recordings in a reader thread, from a "
+            "event_readable": "XREAD BLOCK on whisp:recordings-priority in a reader thread, from a "
             "position taken before the request; stamped when XREAD returns",
             "logging": "structlog below WARNING filtered while measuring",
             "http": "httpx.Client keep-alive to uvicorn on 127.0.0.1, server in a thread of "
@@ -626,12 +626,12 @@ def test_upload_to_recording_completed(
     files = {"file": ("clip.wav", upload_wav, "audio/wav")}
     reader, http = service.reader, service.http
     for i in range(WARMUP + N_UPLOAD):
-        # the upload: request sent -> answer, and -> the entry read off whisp:recordings
+        # the upload: request sent -> answer, and -> the entry read off whisp:recordings-priority
         started = time.perf_counter()
         response = http.post("/recordings", files=files, data={"language": "en"})
         answered = time.perf_counter()
         assert response.status_code == 201, response.text
-        read_at, fields = reader.next(RECORDINGS)
+        read_at, fields = reader.next(PRIORITY_RECORDINGS)
         event = expect_recording(fields, response.json()["recording_id"])
         assert event.duration_s == pytest.approx(UPLOAD_SECONDS, abs=0.01)
 
@@ -671,7 +671,7 @@ def test_device_stop_to_recording_completed(
             stopped = http.post("/devices/pulse/recording/stop")
             stop_answered = time.perf_counter()
             assert stopped.status_code == 201, stopped.text
-            read_at, fields = reader.next(RECORDINGS)
+            read_at, fields = reader.next(PRIORITY_RECORDINGS)
             expect_recording(fields, stopped.json()["recording_id"])
             if i >= WARMUP:
                 series.add("start_response", answered - started)

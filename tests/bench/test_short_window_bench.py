@@ -89,7 +89,7 @@ from tests.support.tools import require_tool
 from whisp_shared.audio import decode_audio
 from whisp_shared.codec import decode_entry
 from whisp_shared.events import Event, RecordingCompleted, TranscriptReady
-from whisp_shared.streams import RECORDINGS, TRANSCRIPTS
+from whisp_shared.streams import PRIORITY_RECORDINGS, TRANSCRIPTS
 from whisp_transcription.engines.base import Clip, TranscribeOptions
 from whisp_transcription.engines.faster_whisper_engine import FasterWhisperEngine
 from whisp_transcription.engines.short_window import ShortResult, ShortWindowDecoder
@@ -342,7 +342,7 @@ def stack_once(stack: Stack, path: Path) -> Sample:
         )
         seconds = time.perf_counter() - started
         returned = time.time()
-    recorded, transcribed = stack.last(RECORDINGS), stack.last(TRANSCRIPTS)
+    recorded, transcribed = stack.last(PRIORITY_RECORDINGS), stack.last(TRANSCRIPTS)
     assert isinstance(recorded, RecordingCompleted), recorded
     assert isinstance(transcribed, TranscriptReady), transcribed
     assert transcribed.recording_id == recorded.recording_id
@@ -501,7 +501,7 @@ def browser_once(browser: Browser, stack: Stack, wav: Path) -> Sample:
         stamps: dict[str, Any] = page.evaluate(UPLOAD_JS)
     finally:
         context.close()
-    recorded, transcribed = stack.last(RECORDINGS), stack.last(TRANSCRIPTS)
+    recorded, transcribed = stack.last(PRIORITY_RECORDINGS), stack.last(TRANSCRIPTS)
     assert isinstance(recorded, RecordingCompleted) and isinstance(transcribed, TranscriptReady)
     origin = float(stamps["origin"]) / 1000
 

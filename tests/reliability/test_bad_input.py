@@ -50,6 +50,7 @@ from whisp_agent.settings import AgentSettings
 from whisp_agent.tools import builtin_tools
 from whisp_shared.codes import ErrorCode
 from whisp_shared.http_errors import ErrorBody, OpenAIErrorBody, OpenAIErrorDetail
+from whisp_shared.streams import PRIORITY_RECORDINGS
 
 MARK = f"whisp-escape-{uuid.uuid4().hex[:8]}"
 """In every traversal attempt: no file or folder with this name may appear anywhere."""
@@ -453,7 +454,7 @@ def test_a_hostile_file_name_is_stored_inside_the_data_folder(rig: Rig) -> None:
     assert files_outside_data(rig.stack.root) == before
     stored = list((rig.stack.data_dir / "audio").rglob("*"))
     assert stored and all(MARK not in str(p) for p in stored)
-    assert rig.streams().get("whisp:recordings") == 3
+    assert rig.streams().get(PRIORITY_RECORDINGS) == 3  # short uploads: the priority lane
 
 
 def test_no_file_named_after_a_traversal_exists_anywhere(

@@ -44,7 +44,7 @@ from tests.reliability.rig import (
 from tests.support.speech import Utterance, word_error_rate
 from tests.support.tools import needs_tools
 from whisp_shared.events import TranscriptionFailed, TranscriptReady
-from whisp_shared.streams import RECORDINGS, TRANSCRIBERS_GROUP, TRANSCRIPTS
+from whisp_shared.streams import PRIORITY_RECORDINGS, TRANSCRIBERS_GROUP, TRANSCRIPTS
 
 pytestmark = [
     pytest.mark.e2e,
@@ -90,7 +90,7 @@ def test_sigkill_a_worker_mid_clip_every_recording_once(
 
             def held_by_live_workers() -> dict[str, int]:
                 held: dict[str, int] = {}
-                for consumer, n in holders(r, RECORDINGS, TRANSCRIBERS_GROUP).items():
+                for consumer, n in holders(r, PRIORITY_RECORDINGS, TRANSCRIBERS_GROUP).items():
                     name = owner_of(consumer)
                     if name is not None:
                         held[name] = held.get(name, 0) + n
@@ -125,9 +125,10 @@ def test_sigkill_a_worker_mid_clip_every_recording_once(
             except AssertionError:
                 done = {e.recording_id for e in events(r, TRANSCRIPTS)}
                 missing = sorted(set(expected) - done)
+                pending = pending_count(r, PRIORITY_RECORDINGS, TRANSCRIBERS_GROUP)
                 raise AssertionError(
                     f"{len(missing)} of {len(expected)} recordings never got a transcript: "
-                    f"{missing[:5]}; pending {pending_count(r, RECORDINGS, TRANSCRIBERS_GROUP)}"
+                    f"{missing[:5]}; pending {pending}"
                 ) from None
             time.sleep(SETTLE_S)
 
@@ -142,8 +143,8 @@ def test_sigkill_a_worker_mid_clip_every_recording_once(
                 assert isinstance(event, TranscriptReady)
                 wer = word_error_rate(expected[event.recording_id], event.text)
                 assert wer <= MAX_WER, (event.recording_id, event.text, wer)
-            assert pending_count(r, RECORDINGS, TRANSCRIBERS_GROUP) == 0
-            assert r.xlen(f"{RECORDINGS}:dead") == 0
+            assert pending_count(r, PRIORITY_RECORDINGS, TRANSCRIBERS_GROUP) == 0
+            assert r.xlen(f"{PRIORITY_RECORDINGS}:dead") == 0
 
             # What the user sees: one history item per recording, with the worker's text...
             wait_until(

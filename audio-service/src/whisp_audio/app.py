@@ -2,7 +2,9 @@
 
 Nothing is opened at import time. The lifespan creates the data folder, runs the
 retention policy (at start, then every `retention_interval_s`), watches device
-recordings for vanished clients, and on shutdown releases every device.
+recordings for vanished clients, and on shutdown releases every device. The bus reads
+`whisp:transcripts` in the `audio` group, to delete audio its owner does not keep
+(`discard`).
 
 Callers are checked by the shared `CallerDep` against `app.state.caller_policy`; every
 error leaves through the shared handler set as `{code, message, retryable}`.
@@ -18,9 +20,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from whisp_audio import metrics
-from whisp_audio.api import audio_files, devices, live, uploads
+from whisp_audio.api import audio_files, devices, live, purge, uploads
 from whisp_audio.api.uploads import install_upload_middleware
 from whisp_audio.device_recordings import DeviceRecordings, SourceFactory
+from whisp_audio.discard import discard_consumer
 from whisp_audio.ingest import Ingest
 from whisp_audio.live import LiveRecordings
 from whisp_audio.settings import AudioSettings
@@ -57,6 +60,7 @@ def create_app(
     registry = RecorderRegistry()
     recordings = DeviceRecordings(registry, ingest, settings, source_factory or microphone)
     live_recordings = LiveRecordings(store, ingest, bus, settings)
+    bus.consume(discard_consumer(store, live_recordings))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -84,6 +88,7 @@ def create_app(
     install_upload_middleware(app, settings)
     app.include_router(uploads.router)
     app.include_router(audio_files.router)
+    app.include_router(purge.router)
     app.include_router(devices.router)
     app.include_router(live.router)
     return app

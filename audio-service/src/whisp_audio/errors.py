@@ -18,6 +18,14 @@ def recording_not_found() -> WhispError:
     return not_found("no recording with this id")
 
 
+class AudioDeleted(WhispError):
+    """The recording exists (for its owner) but its audio was deleted once transcribed, as
+    the owner's `keep_audio: false` asks: a distinct code, so nobody retries or reports it."""
+
+    code = ErrorCode.AUDIO_NOT_FOUND
+    status = 404
+
+
 # -- uploads ----------------------------------------------------------------------------
 
 

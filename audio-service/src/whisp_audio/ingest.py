@@ -31,7 +31,7 @@ from whisp_shared.bus import EventBus
 from whisp_shared.events import RecordingCompleted
 from whisp_shared.logs import get_logger
 from whisp_shared.options import RecordingOptions
-from whisp_shared.streams import RECORDINGS
+from whisp_shared.streams import PRIORITY_RECORDINGS, RECORDINGS
 
 log = get_logger(__name__)
 
@@ -73,6 +73,15 @@ class Ingest:
         self.settings = settings
         self.base_url = public_base_url(settings)
 
+    def lane_of(self, source: Literal["upload", "device"], duration_s: float) -> str:
+        """The priority lane for what a person waits for: a device recording (the key was
+        just let go) or a short upload (the page's and the CLI's push-to-talk); long uploads
+        go behind them (`whisp_shared.lanes`)."""
+        limit = self.settings.priority_max_s
+        if limit and (source == "device" or duration_s <= limit):
+            return PRIORITY_RECORDINGS
+        return RECORDINGS
+
     def audio_uri(self, meta: StoredRecording) -> str:
         if self.settings.audio_uri == "file":
             return self.store.path(meta, "wav").as_uri()
@@ -104,6 +113,7 @@ class Ingest:
             original=original,
             content_type=kind.content_type if kind else "audio/wav",
             extension=kind.extension if kind else "wav",
+            keep_audio=options.keep_audio,
         )
         event = RecordingCompleted(
             recording_id=recording_id,
@@ -114,7 +124,7 @@ class Ingest:
             **options.options().model_dump(),
         )
         try:
-            await self.bus.publish(RECORDINGS, event)
+            await self.bus.publish(self.lane_of(source, duration_s), event)
         except Exception as exc:
             log.error("publishing a recording failed", error=str(exc), recording_id=recording_id)
             if never_sent(exc):

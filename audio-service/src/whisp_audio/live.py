@@ -15,9 +15,10 @@ replica of this service can take the next call. Its life:
   entry count stays bounded by the duration (its MAXLEN never trims a recording).
 - `commit` writes the last samples and moves to `closing` (no more audio), stores the
   stream's audio as the recording's WAV (`RecordingStore`: history, download and retention
-  as for uploads), then XADDs the commit entry with its URI. No `RecordingCompleted`: the
-  live worker writes the transcript. A commit that finds `closing` (a replica died half
-  way, or a retry) finishes the job; one that finds `committed` answers the same again.
+  as for uploads, and `keep_audio` carried over from the start), then XADDs the commit
+  entry with its URI. No `RecordingCompleted`: the live worker writes the transcript. A
+  commit that finds `closing` (a replica died half way, or a retry) finishes the job; one
+  that finds `committed` answers the same again.
 - `cancel` XADDs the cancel entry. Both ends set the stream's and the hash's TTL.
 """
 
@@ -120,7 +121,13 @@ class LiveRecordings:
             **options.options().model_dump(),
         )
         sessions = self.sessions
-        await sessions.create(recording_id, user_id, sample_rate, round(limit * LIVE_SAMPLE_RATE))
+        await sessions.create(
+            recording_id,
+            user_id,
+            sample_rate,
+            round(limit * LIVE_SAMPLE_RATE),
+            keep_audio=options.keep_audio,
+        )
         try:
             await self.bus.publish(LIVE_RECORDINGS, event)
         except Exception as exc:
@@ -239,6 +246,7 @@ class LiveRecordings:
                     wav=pcm_wav(pcm),
                     duration_s=duration_s,
                     source="live",
+                    keep_audio=session.keep_audio,
                 )
             except OSError:  # another replica finishing the same commit saved it first
                 meta = self.store.get(recording_id)

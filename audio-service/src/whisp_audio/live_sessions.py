@@ -1,7 +1,8 @@
 """Where a live recording lives between calls: a Redis hash beside its audio stream.
 
-`whisp:live-session:<id>` holds the owner, the client's rate, the limit, the state
-(open → closing → committed, or cancelled) and the resampler's state, so any replica of
+`whisp:live-session:<id>` holds the owner, the client's rate, the limit, whether the owner
+keeps the audio, the state (open → closing → committed, or cancelled) and the resampler's
+state, so any replica of
 the audio service can take the next call. Every change goes through one Lua script that
 first checks the recording is where this call read it (`append`: still open, nobody
 appended since; `end`: in one of the states it may end from), so two replicas (or two
@@ -85,6 +86,8 @@ class Session:
     """Resampled audio (PCM16, 16 kHz) not in the stream yet: less than 20 ms."""
     duration_s: float
     """What was stored (once committed)."""
+    keep_audio: bool = True
+    """The owner's `keep_audio`, for the WAV stored at commit."""
 
     @classmethod
     def of(cls, recording_id: str, fields: dict[bytes, bytes]) -> Session:
@@ -99,6 +102,7 @@ class Session:
             resample=ResampleState(int(text["consumed"]), int(text["emitted"]), text["tail"]),
             pending=text["pending"],
             duration_s=float(text.get("duration_s", b"0") or 0),
+            keep_audio=text.get("keep_audio", b"1") != b"0",
         )
 
     @property
@@ -119,7 +123,9 @@ class LiveSessions:
         self._append = redis.register_script(APPEND_LUA)
         self._end = redis.register_script(END_LUA)
 
-    async def create(self, recording_id: str, user_id: str, rate: int, max_samples: int) -> None:
+    async def create(
+        self, recording_id: str, user_id: str, rate: int, max_samples: int, *, keep_audio: bool
+    ) -> None:
         key = session_key(recording_id)
         fields: dict[str | bytes, str | bytes | int] = {
             "user_id": user_id,
@@ -131,6 +137,7 @@ class LiveSessions:
             "emitted": 0,
             "tail": b"",
             "pending": b"",
+            "keep_audio": int(keep_audio),
         }
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(key, mapping=cast(Any, fields))
@@ -139,6 +146,23 @@ class LiveSessions:
 
     async def delete(self, recording_id: str) -> None:
         await self.redis.delete(session_key(recording_id))
+
+    async def drop_audio(self, recording_id: str) -> None:
+        """Delete an ended recording's audio stream (its copy of the audio on Redis) before
+        its TTL would. The hash holds no audio once ended (the commit flushed its last
+        samples) and stays, so a repeated commit still answers."""
+        await self.redis.delete(live_audio_stream(recording_id))
+
+    async def forget_user(self, user_id: str) -> int:
+        """Delete every live recording of `user_id` (hash and audio stream), whatever its
+        state: how a user's "delete everything" reaches Redis. Returns how many."""
+        mine = []
+        async for key in self.redis.scan_iter(match=session_key("*"), count=500):
+            if await self.redis.hget(key, "user_id") == user_id.encode():
+                mine.append(key.decode().removeprefix(session_key("")))
+        for recording_id in mine:
+            await self.redis.delete(session_key(recording_id), live_audio_stream(recording_id))
+        return len(mine)
 
     async def get(self, recording_id: str) -> Session | None:
         fields = cast(dict[bytes, bytes], await self.redis.hgetall(session_key(recording_id)))

@@ -36,6 +36,13 @@ RETENTION_DELETED = Counter(
     "whisp_audio_retention_deleted_total", "Recordings deleted by the retention policy."
 )
 STORED_BYTES = Gauge("whisp_audio_stored_bytes", "Bytes of recordings kept on disk.")
+AUDIO_DISCARDED = Counter(
+    "whisp_audio_discarded_total",
+    "Recordings whose audio was deleted once transcribed (their owner's keep_audio off).",
+)
+PURGED = Counter(
+    "whisp_audio_purged_total", "Recordings removed by a user's purge (retention or delete)."
+)
 LIVE_SESSIONS = Counter(
     "whisp_audio_live_sessions_total",
     "Live recordings by event: started, committed, max_duration (committed at the limit by "

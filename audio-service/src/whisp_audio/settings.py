@@ -22,6 +22,9 @@ class AudioSettings(ServiceSettings):
     service_token: SecretStr | None = service_token_field("audio")
     """Bearer token other services must send; required when listening beyond loopback."""
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    priority_max_s: float = Field(default=60.0, ge=0)
+    """Recordings up to this long go on the priority lane (`streams.PRIORITY_RECORDINGS`):
+    someone holding a key waits for them. Device recordings always do; 0 turns it off."""
     max_duration_s: float = Field(default=600.0, gt=0)
     """Uploads longer than this are refused; device and live recordings stop here by
     themselves (a live recording is committed at this length)."""

@@ -3,12 +3,17 @@ metadata JSON, in one folder per recording.
 
     <data_dir>/<id[:2]>/<id>/original.<ext>   (uploads only; what the client sent)
                              audio.wav        (what workers transcribe)
-                             meta.json        (owner, type, duration, size, time)
+                             meta.json        (owner, type, duration, size, time, keep)
 
 Ids are made here (uuid4 hex) and every id that comes from outside is checked against
 a strict pattern *before* any path is built, so no request can name a path outside
 `data_dir`. A recording is written into `.incoming/` and renamed into place, so a
 reader never sees half of one. Retention deletes by age, then oldest-first by size.
+
+A recording whose owner keeps no audio (`keep_audio: false`) loses its audio files once
+transcribed (`discard_audio`); its meta.json stays, marked, so `GET /audio/{id}` can say
+the audio was deleted rather than that the recording never existed, and retention or a
+purge removes it like any other. `purge` removes one user's recordings, never another's.
 """
 
 from __future__ import annotations
@@ -66,9 +71,15 @@ class StoredRecording(BaseModel):
     duration_s: float
     created_at: datetime
     source: Source
+    keep_audio: bool = True
+    """False: delete the audio once the transcript is ready (the owner's setting)."""
+    audio_deleted_at: datetime | None = None
+    """When the audio files were deleted (only the metadata is left), if they were."""
 
     @property
     def disk_bytes(self) -> int:
+        if self.audio_deleted_at is not None:
+            return 0
         return self.wav_size + (self.size if self.original_name else 0)
 
 
@@ -102,6 +113,7 @@ class RecordingStore:
         original: bytes | None = None,
         content_type: str = "audio/wav",
         extension: str = "bin",
+        keep_audio: bool = True,
     ) -> StoredRecording:
         """Write a new recording atomically; `original=None` means the WAV is the original."""
         final = self._folder(recording_id)
@@ -118,6 +130,7 @@ class RecordingStore:
             duration_s=round(duration_s, 3),
             created_at=datetime.now(UTC),
             source=source,
+            keep_audio=keep_audio,
         )
         staging = self.root / INCOMING / recording_id
         staging.mkdir(parents=True)
@@ -146,6 +159,42 @@ class RecordingStore:
         if variant == "original" and meta.original_name:
             return folder / meta.original_name
         return folder / WAV_NAME
+
+    def discard_audio(self, recording_id: str) -> StoredRecording | None:
+        """Delete the recording's audio files and mark its metadata so (idempotent: files
+        already gone are fine). The mark is written first, so a reader that finds the mark
+        never goes looking for a file. None: no such recording."""
+        meta = self.get(recording_id)
+        if meta is None:
+            return None
+        folder = self._folder(recording_id)
+        try:
+            if meta.audio_deleted_at is None:
+                meta = meta.model_copy(update={"audio_deleted_at": datetime.now(UTC)})
+                fresh = folder / f".{META_NAME}.{os.getpid()}"
+                fresh.write_text(meta.model_dump_json(indent=1))
+                fresh.replace(folder / META_NAME)
+            for entry in folder.iterdir():
+                if entry.name != META_NAME:
+                    entry.unlink(missing_ok=True)
+        except FileNotFoundError:  # deleted whole meanwhile (a purge, retention)
+            return None
+        return meta
+
+    def purge(self, user_id: str, before: datetime | None = None) -> tuple[int, int]:
+        """Remove `user_id`'s recordings made before `before` (all of them without it):
+        (recordings removed, audio bytes freed)."""
+        deleted = freed = 0
+        for record in self.all():
+            if record.user_id != user_id or (before is not None and record.created_at >= before):
+                continue
+            if self.delete(record.recording_id):
+                deleted += 1
+                freed += record.disk_bytes
+        if deleted:
+            log.info("purged a user's recordings", user_id=user_id, deleted=deleted,
+                     freed_bytes=freed)  # fmt: skip
+        return deleted, freed
 
     def delete(self, recording_id: str) -> bool:
         try:

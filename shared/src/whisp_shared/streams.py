@@ -22,10 +22,17 @@ by the gateway's persistence group. Its ids are the SSE event ids (exact resume)
 LIVE: Final = "whisp:live"
 """Live-only events for users' open pages (partial text, answer deltas): short, capped, read
 by no group and never stored or replayed; published with `EventBus.publish_live`."""
+AUDIO_KEPT: Final = "whisp:audio-kept"
+"""AudioKept (`user_data`): audio the audio service gave up deleting although its owner
+asked for it (`keep_audio: false`); published by the audio service, read by ops (the entry
+itself is in `whisp:transcripts:dead`, to replay). Retention removes the audio in time."""
 
 TRANSCRIBERS_GROUP: Final = "transcribers"
 AGENTS_GROUP: Final = "agents"
 GATEWAY_GROUP: Final = "gateway"
+AUDIO_GROUP: Final = "audio"
+"""The audio service on TRANSCRIPTS: deletes the audio of `keep_audio: false` recordings
+once their transcript is ready."""
 
 GROUP_STREAMS: Final = (
     RECORDINGS,

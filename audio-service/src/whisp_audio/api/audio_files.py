@@ -1,8 +1,10 @@
 """Stored recordings: `GET /audio/{id}` (the bytes), `GET/DELETE /recordings/{id}`.
 
 An unknown id, a malformed one and another user's all get the same 404, so ids cannot
-be probed. A trusted service (token, no user header) may read any recording: that is
-how transcription workers fetch the audio an event points at.
+be probed. The owner asking for audio deleted after its transcript (`keep_audio: false`)
+gets a 404 of its own code, `audio_not_found`. A trusted service (token, no user header)
+may read any recording: that is how transcription workers fetch the audio an event points
+at.
 """
 
 from __future__ import annotations
@@ -14,13 +16,20 @@ from fastapi.responses import FileResponse
 
 from whisp_audio.api.deps import CallerDep, StoreDep
 from whisp_audio.api.models import RecordingInfo
-from whisp_audio.errors import recording_not_found
+from whisp_audio.errors import AudioDeleted, recording_not_found
 from whisp_audio.storage import RecordingStore, StoredRecording
 from whisp_shared.caller import Caller
 from whisp_shared.http_errors import ERROR_RESPONSES, ErrorBody
 
 MISSING: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "unknown id, malformed id, or not yours (same answer)"}
+}
+AUDIO_MISSING: dict[int | str, dict[str, Any]] = {
+    404: {
+        "model": ErrorBody,
+        "description": "`not_found`: unknown id, malformed id, or not yours (same answer); "
+        "`audio_not_found`: your recording's audio was deleted once transcribed (keep_audio off)",
+    }
 }
 
 
@@ -34,7 +43,7 @@ def _owned(store: RecordingStore, caller: Caller, recording_id: str) -> StoredRe
 router = APIRouter(tags=["audio"], responses=ERROR_RESPONSES)
 
 
-@router.get("/audio/{recording_id}", response_class=FileResponse, responses=MISSING)
+@router.get("/audio/{recording_id}", response_class=FileResponse, responses=AUDIO_MISSING)
 async def get_audio(
     recording_id: str,
     caller: CallerDep,
@@ -44,6 +53,8 @@ async def get_audio(
     """The 16 kHz mono WAV (default), or the original exactly as uploaded."""
     meta = _owned(store, caller, recording_id)
     path = store.path(meta, variant)
+    if meta.audio_deleted_at is not None or not path.is_file():
+        raise AudioDeleted("this recording's audio was deleted once it was transcribed")
     media_type = meta.content_type if path.name != "audio.wav" else "audio/wav"
     return FileResponse(
         path,
