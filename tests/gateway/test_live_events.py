@@ -28,7 +28,7 @@ def partial(rid: str, user: str, seq: int, text: str) -> TranscriptPartial:
 
 def delta(rid: str, user: str, seq: int, piece: str) -> AnswerDelta:
     return AnswerDelta(recording_id=rid, user_id=user, agent_id="summarizer", delta=piece,
-                       sequence=seq)  # fmt: skip
+                       run_id="run-1", sequence=seq)  # fmt: skip
 
 
 async def test_live_events_reach_only_their_owner_in_order_without_ids(

@@ -14,6 +14,7 @@ from agents import set_tracing_disabled
 from fastapi import FastAPI
 
 from whisp_agent.api.agents import agents_router
+from whisp_agent.api.me import me_router
 from whisp_agent.api.records import records_router
 from whisp_agent.api.runs import runs_router
 from whisp_agent.build import AgentFactory, ModelSource, OpenAIModels
@@ -98,7 +99,7 @@ def create_app(
         ),
     )
     runtime = AgentRuntime(registry, settings, factory, sessions, store, deps)
-    bus.consume(agent_consumer(runtime, settings.max_concurrency))
+    bus.consume(agent_consumer(runtime, bus, settings.max_concurrency))
 
     for agent_id in registry.agents:
         problem = factory.unavailable(agent_id)
@@ -132,6 +133,6 @@ def create_app(
     app.state.caller_policy = CallerPolicy(
         token=settings.service_token, user_required=settings.mode != "local"
     )
-    for router in (agents_router, runs_router, records_router):
+    for router in (agents_router, runs_router, records_router, me_router):
         app.include_router(router)
     return app

@@ -50,6 +50,12 @@ class Resolved:
     model: str
 
 
+def key_variables(settings: AgentSettings, provider: str) -> str:
+    """Where the key of `provider` is read from (the environment only)."""
+    env = settings.all_providers()[provider].api_key_env
+    return env or "WHISP_AGENTS__OPENAI_API_KEY or OPENAI_API_KEY"
+
+
 class OpenAIModels:
     """One `AsyncOpenAI` client per provider (connection pooling), client retries off."""
 
@@ -66,10 +72,9 @@ class OpenAIModels:
         if provider not in self._clients:
             conf = self.settings.all_providers()[provider]
             if self.missing_key(provider):
-                env = self.settings.all_providers()[provider].api_key_env
-                where = env or "WHISP_AGENTS__OPENAI_API_KEY or OPENAI_API_KEY"
                 raise AgentConfigError(
-                    f"provider '{provider}' needs an API key: set {where} in the environment"
+                    f"provider '{provider}' needs an API key: set "
+                    f"{key_variables(self.settings, provider)} in the environment"
                 )
             self._clients[provider] = openai.AsyncOpenAI(
                 api_key=self.settings.api_key(provider) or "not-needed",
@@ -182,7 +187,9 @@ class AgentFactory:
         return framing.user_message(spec, template, text, original, hint)
 
     def unavailable(self, agent_id: str) -> str | None:
-        """Why the agent (or an agent it hands off to) cannot run now, else None."""
+        """Why the agent (or an agent it hands off to) cannot run now, else None. For an agent
+        that calls tools the reason says so: the local model cannot call them (the registry
+        refuses tools on providers without `supports_tools`), so a key is its only way."""
         missing_key = getattr(self.models, "missing_key", None)
         todo, seen = [agent_id], set()
         while todo:
@@ -193,7 +200,17 @@ class AgentFactory:
             spec = self.registry.agents[current]
             provider = self.resolve(spec).provider
             if callable(missing_key) and missing_key(provider):
-                return f"provider '{provider}' (used by '{current}') has no API key configured"
+                problem = (
+                    f"provider '{provider}' (used by '{current}') has no API key configured "
+                    f"(set {key_variables(self.settings, provider)})"
+                )
+                local = self.settings.all_providers()[LOCAL_PROVIDER]
+                if (spec.tools or spec.delegate_to) and not local.supports_tools:
+                    problem += (
+                        f"; '{current}' calls tools (handoffs are tool calls too), which the "
+                        "local model cannot, so it cannot run offline"
+                    )
+                return problem
             todo.extend(spec.delegate_to)
         return None
 

@@ -7,13 +7,19 @@ between "leave pending for a later delivery" (rate limits, upstream down) and "t
 now" (unknown agent, bad key).
 The recording id is the run's idempotency key, so a redelivered run does not write its notes
 twice.
+
+The run streams: its words go to the user's open pages as the model writes them
+(`answer_stream`, live only), while the returned `AgentResponded` stays the stored truth.
 """
 
 from __future__ import annotations
 
-from whisp_agent.runs import RunRequest
+import time
+
+from whisp_agent.answer_stream import AnswerStream
+from whisp_agent.runs import RunOutcome, RunRequest
 from whisp_agent.runtime import AgentRuntime
-from whisp_shared.bus import Consumer, Handler
+from whisp_shared.bus import Consumer, EventBus, Handler
 from whisp_shared.errors import PermanentError
 from whisp_shared.events import AgentFailed, AgentResponded, Event, FailureFields, TranscriptReady
 from whisp_shared.logs import get_logger
@@ -34,7 +40,28 @@ def failure_event(event: Event, failure: FailureFields) -> AgentFailed:
     )
 
 
-def make_handler(runtime: AgentRuntime) -> Handler:
+async def streamed_run(
+    runtime: AgentRuntime, bus: EventBus, event: TranscriptReady, request: RunRequest
+) -> RunOutcome:
+    """The run's outcome; its text deltas published as `AnswerDelta`s on the way."""
+    started = time.perf_counter()
+    answer = AnswerStream(bus, event)
+    outcome: RunOutcome | None = None
+    try:
+        async for run_event in runtime.stream(request):
+            answer.feed(run_event)
+            if run_event.outcome is not None:
+                outcome = run_event.outcome
+    finally:
+        await answer.close()
+    assert outcome is not None, "a run always ends with its outcome"
+    first = answer.first_sent_at
+    log.info("answer streamed", pieces=answer.sent, run_id=answer.run_id,
+             first_piece_s=None if first is None else round(first - started, 3))  # fmt: skip
+    return outcome
+
+
+def make_handler(runtime: AgentRuntime, bus: EventBus) -> Handler:
     async def handle(event: Event) -> AgentResponded:
         if not isinstance(event, TranscriptReady):
             raise PermanentError(f"cannot run an agent on {event.type}")
@@ -43,15 +70,14 @@ def make_handler(runtime: AgentRuntime) -> Handler:
         if event.pipeline and event.agent_id:
             log.warning("both pipeline and agent_id set; running the pipeline",
                         pipeline=event.pipeline, agent_id=event.agent_id)  # fmt: skip
-        outcome = await runtime.run(
-            RunRequest(
-                target=target,
-                text=event.text,
-                user_id=event.user_id,
-                session_id=event.session_id,
-                run_key=event.recording_id,
-            )
+        request = RunRequest(
+            target=target,
+            text=event.text,
+            user_id=event.user_id,
+            session_id=event.session_id,
+            run_key=event.recording_id,
         )
+        outcome = await streamed_run(runtime, bus, event, request)
         return AgentResponded(
             **event.follow_up(),
             agent_id=outcome.agent_id,
@@ -64,12 +90,12 @@ def make_handler(runtime: AgentRuntime) -> Handler:
     return handle
 
 
-def agent_consumer(runtime: AgentRuntime, max_workers: int) -> Consumer:
+def agent_consumer(runtime: AgentRuntime, bus: EventBus, max_workers: int) -> Consumer:
     return Consumer(
         stream=TRANSCRIPTS,
         group=AGENTS_GROUP,
         output_stream=RESPONSES,
-        handler=make_handler(runtime),
+        handler=make_handler(runtime, bus),
         on_failure=failure_event,
         accepts=wants_agent,
         max_workers=max_workers,

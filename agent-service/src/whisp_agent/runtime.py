@@ -3,7 +3,8 @@
 A run yields `RunEvent`s (text deltas, agent switches, tool calls, stage boundaries) and ends
 with a `RunOutcome`; `run()` just drains the same stream, so streaming and non-streaming
 behave identically. What a run spent is counted per agent (`usage`), then priced, stored and
-exported here once the run has finished, together with the session's attributed log.
+exported here once the run has finished, together with the session's attributed log; a run
+that fails books what it spent before failing all the same.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class _Run:
     started: float = field(default_factory=time.perf_counter)
     by_agent: dict[str, TokenUsage] = field(default_factory=dict)
     stages: list[StageResult] = field(default_factory=list)
+    booked: bool = False
+    """Whether what it spent is in the usage table and the metrics (`_book`)."""
 
 
 class AgentRuntime:
@@ -71,6 +74,7 @@ class AgentRuntime:
         self.sessions = sessions
         self.store = store
         self._deps = deps or ToolDeps(user_id="")
+        metrics.SESSIONS.watch(store)
 
     def kind_of(self, target: str) -> RunKind:
         if target in self.registry.agents:
@@ -142,6 +146,7 @@ class AgentRuntime:
             await close_session(session)
             error = translate(exc)
             metrics.RUNS.labels(request.target, error.code).inc()
+            await self._book_failed(state)
             log.warning("agent_run_failed", target=request.target, code=error.code,
                         error=error.message)  # fmt: skip
             raise error from exc
@@ -223,7 +228,7 @@ class AgentRuntime:
 
     async def _finish(self, state: _Run) -> RunOutcome:
         request = state.request
-        by_agent = [self._priced(agent_id, usage) for agent_id, usage in state.by_agent.items()]
+        by_agent = await self._book(state)
         last = state.stages[-1]
         outcome = RunOutcome(
             run_id=state.run_id,
@@ -248,10 +253,26 @@ class AgentRuntime:
             cost_usd=cost_usd(usage, self.settings.prices.get(where.model)),
         )  # fmt: skip
 
+    async def _book(self, state: _Run) -> list[AgentUsage]:
+        """What the run spent per agent, priced, written to the usage table and the metrics
+        once; a failed run books it too (the tokens before the failure were spent)."""
+        spent = [self._priced(agent_id, usage) for agent_id, usage in state.by_agent.items()]
+        if spent and not state.booked:
+            state.booked = True
+            request = state.request
+            await self.store.record_usage(usage_rows(request, state.run_id, spent))
+            metrics.observe_usage(spent, request.user_id)
+        return spent
+
+    async def _book_failed(self, state: _Run) -> None:
+        try:
+            await self._book(state)
+        except Exception as exc:  # the run's own failure is what the caller must hear of
+            log.warning("usage_not_recorded", run_id=state.run_id, error=repr(exc))
+
     async def _record(self, outcome: RunOutcome, request: RunRequest) -> None:
-        """Usage to SQLite and Prometheus; the exchange to the session's attributed log."""
-        await self.store.record_usage(usage_rows(outcome, request))
-        metrics.observe(outcome)
+        """The run to Prometheus; the exchange to the session's attributed log."""
+        metrics.observe_run(outcome)
         if request.session_id is None or not self._remembers(request, outcome.kind):
             return
         pipeline = outcome.kind == "pipeline"

@@ -7,7 +7,8 @@ Two things are kept per (user, session):
   SDK's items do not say which agent produced them.
 
 Keys always include the user id, so two users who pick the same session id never share it.
-Nothing touches the filesystem until the first session is opened.
+Nothing touches the filesystem until the first session is opened. A user's sessions can be
+listed and forgotten whole (`session_ids`, `forget`): their export and "delete mine".
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, cast
 
 from agents import SQLiteSession
 from agents.extensions.memory import RedisSession
@@ -28,6 +29,8 @@ from redis.asyncio import Redis
 
 HISTORY_PREFIX = "whisp:agents:history:"
 SESSION_PREFIX = "whisp:agents:session"
+SDK_SESSIONS_TABLE = "agent_sessions"
+"""Where the SDK's `SQLiteSession` lists its sessions (its default table name)."""
 
 
 class Turn(BaseModel):
@@ -51,6 +54,8 @@ class SessionStore(Protocol):
     def open(self, user_id: str, session_id: str) -> Session: ...
     async def append(self, user_id: str, session_id: str, turns: list[Turn]) -> None: ...
     async def history(self, user_id: str, session_id: str) -> list[Turn]: ...
+    async def session_ids(self, user_id: str) -> list[str]: ...
+    async def forget(self, user_id: str, session_id: str) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -103,6 +108,41 @@ class SQLiteSessions:
 
         return [Turn.model_validate_json(body) for (body,) in await asyncio.to_thread(read)]
 
+    async def session_ids(self, user_id: str) -> list[str]:
+        """The user's sessions, in the attributed log or only in the SDK's memory (a run
+        that failed half way leaves items and no log)."""
+        prefix = session_key(user_id, "")
+
+        def read() -> list[str]:
+            db = self._conn()
+            with self._lock:
+                sdk = db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
+                    (SDK_SESSIONS_TABLE,),
+                ).fetchone()
+                sql = "SELECT session FROM whisp_turns WHERE substr(session, 1, ?) = ?"
+                if sdk:
+                    sql += (
+                        f" UNION SELECT session_id FROM {SDK_SESSIONS_TABLE} "  # noqa: S608 - fixed name
+                        "WHERE substr(session_id, 1, ?) = ?"
+                    )
+                params = (len(prefix), prefix) * (2 if sdk else 1)
+                return [key for (key,) in db.execute(sql, params).fetchall()]
+
+        return sorted(key[len(prefix) :] for key in await asyncio.to_thread(read))
+
+    async def forget(self, user_id: str, session_id: str) -> None:
+        """Delete the session's attributed log and the SDK's memory of it."""
+        key = session_key(user_id, session_id)
+
+        def delete() -> None:
+            db = self._conn()
+            with self._lock:
+                db.execute("DELETE FROM whisp_turns WHERE session=?", (key,))
+
+        await asyncio.to_thread(delete)
+        await clear_memory(self, user_id, session_id)
+
     async def close(self) -> None:
         with self._lock:
             if self._db is not None:
@@ -142,10 +182,38 @@ class RedisSessions:
         key = HISTORY_PREFIX + session_key(user_id, session_id)
         return [Turn.model_validate_json(raw) for raw in await self.redis.lrange(key, 0, -1)]
 
+    async def session_ids(self, user_id: str) -> list[str]:
+        """The user's sessions, in the attributed log or only in the SDK's memory (its
+        session hash names the session: ids may hold colons, so keys are not parsed)."""
+        prefix = session_key(user_id, "")
+        found = set()
+        async for key in self.redis.scan_iter(match=f"{HISTORY_PREFIX}{prefix}*", count=500):
+            found.add(key.decode().removeprefix(HISTORY_PREFIX + prefix))
+        async for key in self.redis.scan_iter(match=f"{SESSION_PREFIX}:{prefix}*", count=500):
+            if await self.redis.type(key) == b"hash":
+                named = cast(bytes | None, await self.redis.hget(key, "session_id"))
+                if named and named.decode().startswith(prefix):
+                    found.add(named.decode().removeprefix(prefix))
+        return sorted(found)
+
+    async def forget(self, user_id: str, session_id: str) -> None:
+        """Delete the session's attributed log and the SDK's memory of it."""
+        await self.redis.delete(HISTORY_PREFIX + session_key(user_id, session_id))
+        await clear_memory(self, user_id, session_id)
+
     async def close(self) -> None:
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
+
+
+async def clear_memory(store: SessionStore, user_id: str, session_id: str) -> None:
+    """Clear what the SDK keeps of one session, through the SDK's own session API."""
+    session = store.open(user_id, session_id)
+    try:
+        await session.clear_session()
+    finally:
+        await close_session(session)
 
 
 async def close_session(session: Session | None) -> None:

@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS usage (
 );
 CREATE INDEX IF NOT EXISTS usage_user ON usage (user_id, ts);
 CREATE INDEX IF NOT EXISTS usage_session ON usage (session_id);
+CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts);
 CREATE TABLE IF NOT EXISTS notes (
     id INTEGER PRIMARY KEY,
     ts REAL NOT NULL,
@@ -62,6 +63,12 @@ class UsageRow(BaseModel):
     cost_usd: float | None
 
 
+class StoredUsage(UsageRow):
+    """One usage row as kept, with its time (a user's export)."""
+
+    ts: float
+
+
 class UsageTotal(BaseModel):
     key: str
     requests: int
@@ -69,6 +76,18 @@ class UsageTotal(BaseModel):
     output_tokens: int
     cost_usd: float | None
     runs: int
+
+
+class SessionUsage(BaseModel):
+    """A session's totals so far (the metrics export the recently active ones)."""
+
+    user_id: str
+    session_id: str
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    last_ts: float
 
 
 class Note(BaseModel):
@@ -85,9 +104,11 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
+        self._closed = False
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._db.close()
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -134,6 +155,35 @@ class Store:
             for k, r, i, o, c, n in rows
         ]
 
+    def recent_sessions(self, since: float, limit: int) -> tuple[list[SessionUsage], int]:
+        """The `limit` sessions whose last run is newest, among those with a run since
+        `since`, with their totals over all time; and how many such sessions there are.
+
+        Synchronous: a Prometheus scrape calls it (two indexed reads of the recent rows).
+        A closed store has none (a scrape may outlive the service's store in tests)."""
+        active = (
+            "SELECT user_id, session_id, MAX(ts) AS last FROM usage "
+            "WHERE ts >= ? AND session_id IS NOT NULL GROUP BY user_id, session_id"
+        )
+        with self._lock:
+            if self._closed:
+                return [], 0
+            (count,) = self._db.execute(f"SELECT COUNT(*) FROM ({active})", (since,)).fetchone()  # noqa: S608 - fixed text
+            rows = self._db.execute(
+                f"WITH recent AS ({active} ORDER BY last DESC LIMIT ?) "  # noqa: S608 - fixed text
+                "SELECT r.user_id, r.session_id, SUM(u.requests), SUM(u.input_tokens), "
+                "SUM(u.output_tokens), SUM(u.cost_usd), r.last FROM recent r JOIN usage u "
+                "ON u.user_id = r.user_id AND u.session_id = r.session_id "
+                "GROUP BY r.user_id, r.session_id ORDER BY r.last DESC",
+                (since, limit),
+            ).fetchall()
+        sessions = [
+            SessionUsage(user_id=u, session_id=s, requests=r, input_tokens=i, output_tokens=o,
+                         cost_usd=c, last_ts=ts)
+            for u, s, r, i, o, c, ts in rows
+        ]  # fmt: skip
+        return sessions, int(count)
+
     async def add(self, user_id: str, kind: str, text: str, run_key: str | None) -> int:
         """Save a note; the same note from a redelivered run (same run_key) is saved once."""
 
@@ -160,3 +210,34 @@ class Store:
             (user_id, limit),
         )
         return [Note(id=i, kind=k, text=t, ts=ts) for i, k, t, ts in rows]
+
+    async def user_records(self, user_id: str) -> tuple[list[Note], list[StoredUsage]]:
+        """Every note and usage row of one user, oldest first (their export)."""
+        notes = await asyncio.to_thread(
+            self._run,
+            "SELECT id, kind, text, ts FROM notes WHERE user_id=? ORDER BY id",
+            (user_id,),
+        )
+        usage = await asyncio.to_thread(
+            self._run,
+            "SELECT ts, session_id, run_id, target, agent_id, provider, model, requests, "
+            "input_tokens, output_tokens, cost_usd FROM usage WHERE user_id=? ORDER BY id",
+            (user_id,),
+        )
+        columns = ("ts", "session_id", "run_id", "target", "agent_id", "provider", "model",
+                   "requests", "input_tokens", "output_tokens", "cost_usd")  # fmt: skip
+        return (
+            [Note(id=i, kind=k, text=t, ts=ts) for i, k, t, ts in notes],
+            [StoredUsage(user_id=user_id, **dict(zip(columns, row, strict=True))) for row in usage],
+        )
+
+    async def forget_user(self, user_id: str) -> tuple[int, int]:
+        """Delete every note and usage row of one user: (notes, usage rows) deleted."""
+
+        def delete() -> tuple[int, int]:
+            with self._lock:
+                notes = self._db.execute("DELETE FROM notes WHERE user_id=?", (user_id,))
+                usage = self._db.execute("DELETE FROM usage WHERE user_id=?", (user_id,))
+                return notes.rowcount, usage.rowcount
+
+        return await asyncio.to_thread(delete)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from agents import Agent, ModelResponse, RunContextWrapper, RunHooks
 
-from whisp_agent.runs import RunOutcome, RunRequest
+from whisp_agent.runs import AgentUsage, RunRequest
 from whisp_agent.settings import Price
 from whisp_agent.store import UsageRow
 from whisp_agent.tools import ToolDeps
@@ -93,14 +93,14 @@ def total_cost(costs: Iterable[float | None]) -> float | None:
     return sum(known) if known else None
 
 
-def usage_rows(outcome: RunOutcome, request: RunRequest) -> list[UsageRow]:
+def usage_rows(request: RunRequest, run_id: str, spent: Iterable[AgentUsage]) -> list[UsageRow]:
     """What the usage table keeps of a run: one row per agent that spent tokens."""
     return [
         UsageRow(
-            user_id=request.user_id, session_id=request.session_id, run_id=outcome.run_id,
-            target=outcome.target, agent_id=a.agent_id, provider=a.provider, model=a.model,
+            user_id=request.user_id, session_id=request.session_id, run_id=run_id,
+            target=request.target, agent_id=a.agent_id, provider=a.provider, model=a.model,
             requests=a.usage.requests, input_tokens=a.usage.input_tokens,
             output_tokens=a.usage.output_tokens, cost_usd=a.cost_usd,
         )
-        for a in outcome.by_agent
+        for a in spent
     ]  # fmt: skip

@@ -107,13 +107,28 @@ class TranscriptPartial(EventBase):
 
 class AnswerDelta(EventBase):
     """The next piece of an agent's answer as it streams (live only); the stored answer in
-    the next snapshot is the whole of it."""
+    the next snapshot is the whole of it and replaces whatever the pieces built.
+
+    How a client builds the text of a recording's answer from its pieces:
+    - `run_id` names one attempt of the run. A redelivered or retried run starts again from
+      the first word under a new `run_id`: a piece of a new run drops the text built so far,
+      and pieces of a run already dropped are ignored from then on (never text twice).
+    - Within a run, `sequence` counts up from 0 (across parts): a piece whose sequence is not
+      above the last one appended is a duplicate or stale and is ignored.
+    - `part` counts up within a run: a piece of a higher part starts a new text, because what
+      came before it was not the answer (a pipeline's earlier stage, or an agent's words
+      before it called a tool or handed off). `agent_id` is who writes this part.
+    """
 
     type: Literal["answer.delta"] = "answer.delta"
     agent_id: str
     delta: str
+    run_id: str = Field(min_length=1, max_length=64)
+    """One attempt of the run (see above)."""
     sequence: int = Field(ge=0)
-    """Counts up per recording and agent: pieces are appended in this order."""
+    """Counts up per run: pieces are appended in this order."""
+    part: int = Field(default=0, ge=0)
+    """Which text of the run this piece grows; a higher one replaces the text shown."""
 
 
 LiveEvent = Annotated[TranscriptPartial | AnswerDelta, Field(discriminator="type")]

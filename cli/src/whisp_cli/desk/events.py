@@ -13,8 +13,9 @@ transcript cannot slip past. Two more guards against losing an event:
 - Snapshots of a recording nobody watches yet are kept for a while: the transcript may
   arrive before the upload's answer has told us the recording id.
 
-Live-only `transcript.partial` events (the words while a key is held) go to `on_partial`
-as they come; they are not kept (see `desk.live`).
+Live-only events go to callbacks as they come and are not kept: `transcript.partial` (the
+words while a key is held) to `on_partial` (see `desk.live`), `answer.delta` (an agent's
+answer while it is written) to `on_answer`.
 """
 
 from __future__ import annotations
@@ -33,13 +34,14 @@ from pydantic import ValidationError
 from whisp_cli.desk.gateway import GatewayError, auth_headers, error_from, unreachable
 from whisp_shared.views import (
     CLIENT_EVENT_ADAPTER,
+    AnswerDelta,
     Transcript,
     TranscriptPartial,
-    TranscriptUpdated,
 )
 
 BUFFERED_RECORDINGS = 256
 OnPartial = Callable[[TranscriptPartial], None]
+OnAnswer = Callable[[AnswerDelta], None]
 READ_TIMEOUT_S = 45.0  # the gateway pings every 15 s; three missed pings mean a dead link
 
 
@@ -93,6 +95,9 @@ class EventFeed:
         self.on_partial: OnPartial | None = None
         """Called (on the reader thread, briefly) with each live `transcript.partial`: words
         while a key is held. Never buffered or replayed: they matter only while fresh."""
+        self.on_answer: OnAnswer | None = None
+        """Called (on the reader thread, briefly) with each live `answer.delta`: the next
+        piece of an agent's answer as it is written. Never buffered or replayed either."""
 
     def start(self, timeout_s: float = 10.0) -> None:
         """Connect and return once the stream is open; raise GatewayError if it cannot be."""
@@ -182,8 +187,10 @@ class EventFeed:
         if isinstance(event, TranscriptPartial):
             self._partial(event)
             return
-        if not isinstance(event, TranscriptUpdated):
-            return  # answer deltas: the stored answer in the next snapshot is shown instead
+        if isinstance(event, AnswerDelta):
+            if (on_answer := self.on_answer) is not None:
+                on_answer(event)
+            return
         snapshot = event.transcript
         with self._lock:
             watcher = self._watchers.get(snapshot.recording_id)

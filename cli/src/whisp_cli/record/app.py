@@ -4,6 +4,9 @@ Single-threaded on purpose: this loop owns the recorder and the screen; turns re
 through their own fields (read here ~15 times a second), the audio thread only fills
 the recorder. Leaving the loop by any path (ESC, Ctrl+C, SIGTERM, an exception) goes
 through `close()`, which releases the device before the terminal is restored.
+
+An agent's answer shows under its turn while it is written: the event feed's answer deltas
+fill an `AnswerBoard` (on the feed's thread), which each frame reads.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from rich.live import Live
 from whisp_cli.desk.capture import Capture
 from whisp_cli.desk.live import LivePress
 from whisp_cli.desk.ptt import Command, Edge, PushToTalk
-from whisp_cli.desk.turn import Turn, TurnDeps, new_press, start_turn
+from whisp_cli.desk.turn import Phase, Turn, TurnDeps, new_press, start_turn
 from whisp_cli.record import view
+from whisp_cli.record.answers import AnswerBoard
 from whisp_cli.record.release import KeyHold
 from whisp_cli.record.terminal import Key, KeyReader
 from whisp_recorder import SourceError
@@ -40,9 +44,16 @@ class RecordOptions:
 
 class RecordSession:
     def __init__(
-        self, capture: Capture, deps: TurnDeps, options: RecordOptions, console: Console
+        self,
+        capture: Capture,
+        deps: TurnDeps,
+        options: RecordOptions,
+        console: Console,
+        answers: AnswerBoard,
     ) -> None:
         self.capture = capture
+        self.answers = answers
+        """Answers being written (`deps.feed.on_answer` fills it)."""
         self.deps = deps
         self.options = options
         self.console = console
@@ -143,6 +154,14 @@ class RecordSession:
         status = self.capture.recorder.status()
         live = self.live
         notice = self.notice
+        pending = [t for t in self.turns if t.number not in self.printed]
+        writing = {
+            t.recording_id: answer
+            for t in pending
+            if t.recording_id
+            and t.phase is Phase.THINKING
+            and (answer := self.answers.get(t.recording_id))
+        }
         if live is not None and (broken := live.broken) is not None:
             notice = f"streaming stopped ({broken}); the clip will be uploaded on release"
         return view.Screen(
@@ -152,9 +171,10 @@ class RecordSession:
             toggle=self.options.toggle,
             live_level=self.capture.preopen,
             source=self.options.source_label,
-            pending=[t for t in self.turns if t.number not in self.printed],
+            pending=pending,
             notice=notice,
             words=live.words() if live is not None else None,
+            answers=writing,
         )
 
     def _print_finished(self, live: Live) -> None:
@@ -164,6 +184,7 @@ class RecordSession:
             self.printed.add(turn.number)
             live.console.print(view.finished(turn))
             self._write_timings(turn)
+            self.answers.forget(turn.recording_id)
 
     def _write_timings(self, turn: Turn) -> None:
         if self.options.timings_file is None:
@@ -180,6 +201,9 @@ class RecordSession:
             "error": turn.error,
             **turn.timings_ms,
         }
+        if (answer := self.answers.get(turn.recording_id)) is not None:
+            first_ms = (answer.first_at - turn.stopped_at) * 1000
+            record["stop_to_first_answer_piece_ms"] = round(first_ms, 1)
         with self.options.timings_file.open("a", encoding="utf-8") as out:
             out.write(json.dumps(record) + "\n")
 

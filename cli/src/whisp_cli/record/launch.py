@@ -21,6 +21,7 @@ from whisp_cli.desk.realtime import stream_target
 from whisp_cli.desk.settings import CliSettings
 from whisp_cli.desk.sources import NO_AUDIO_HINT, file_source, microphone, parse_device
 from whisp_cli.desk.turn import TurnDeps
+from whisp_cli.record.answers import AnswerBoard
 from whisp_cli.record.app import RecordOptions, RecordSession
 from whisp_cli.record.terminal import TerminalClosed, raw_keys
 from whisp_recorder import AudioSource, SourceError
@@ -74,6 +75,8 @@ def launch(
         stream_url=stream_url,
     )
     feed.on_partial = deps.router
+    answers = AnswerBoard()
+    feed.on_answer = answers
     run_options = RecordOptions(
         toggle=toggle,
         initial_release_s=settings.initial_release_ms / 1000,
@@ -81,7 +84,7 @@ def launch(
         source_label=label,
         timings_file=timings_file,
     )
-    recorder_session = RecordSession(capture, deps, run_options, console)
+    recorder_session = RecordSession(capture, deps, run_options, console, answers)
     try:
         with console.status(f"Connecting to {gateway_url}…"):
             feed.start()  # before any upload, so no event can be missed

@@ -1,15 +1,15 @@
 """What `whisp record` draws: a live status line (state, level meter, elapsed time), the
 words heard so far while SPACE is held (settled ones plain, tentative ones dim), a spinner
-per turn still in flight (with its words, when it streamed), and each finished turn
-printed once, for good, above.
+per turn still in flight (with its words, when it streamed, and the agent's answer as it
+is written, ending in a ▍), and each finished turn printed once, for good, above.
 
 Pure functions of the data, so the loop decides when to redraw and tests can render.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from rich.console import Group, RenderableType
 from rich.spinner import Spinner
@@ -17,9 +17,12 @@ from rich.text import Text
 
 from whisp_cli.desk.live import Words
 from whisp_cli.desk.turn import Phase, Turn
+from whisp_cli.record.answers import AnswerSoFar
 
 METER_WIDTH = 24
 METER_FLOOR_DBFS = -60.0
+WRITING = "▍"
+"""Ends an answer still being written (the finished one is printed without it)."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class Screen:
     notice: str | None = None
     words: Words | None = None
     """The held press's words so far (None: it is not streaming)."""
+    answers: Mapping[str, AnswerSoFar] = field(default_factory=dict)
+    """Answers being written, by recording id."""
 
 
 def meter(level_dbfs: float, width: int = METER_WIDTH) -> Text:
@@ -90,9 +95,11 @@ def hearing_line(words: Words | None) -> Text | None:
     return words_text(words, "  » ")
 
 
-def pending_line(turn: Turn) -> RenderableType:
+def pending_line(turn: Turn, answer: AnswerSoFar | None = None) -> RenderableType:
     what = f"#{turn.number} {turn.phase}… ({turn.duration_s:.1f} s of audio)"
     if turn.phase is Phase.THINKING and turn.transcript:
+        if answer is not None:
+            return Group(you_said(turn), answer_text(answer.agent_id, answer.text, writing=True))
         return Group(you_said(turn), Spinner("dots", text=Text(f"   {turn.agent_id} is thinking…")))
     words = turn.live.words() if turn.live is not None else None
     line = words_text(words, f"#{turn.number} ") if words else Text(what)
@@ -111,15 +118,22 @@ def you_said(turn: Turn) -> Text:
     return line
 
 
+def answer_text(agent_id: str, text: str, *, writing: bool = False) -> Text:
+    """`   agent: text`; an answer still being written ends in WRITING."""
+    line = Text(f"   {agent_id}: ", style="bold cyan")
+    line.append(text.strip())
+    if writing:
+        line.append(WRITING, style="cyan")
+    return line
+
+
 def finished(turn: Turn) -> RenderableType:
     """A finished turn, printed once above the live area."""
     parts: list[RenderableType] = []
     if turn.transcript is not None:
         parts.append(you_said(turn))
     if turn.answer is not None:
-        answer = Text(f"   {turn.agent_id or 'agent'}: ", style="bold cyan")
-        answer.append(turn.answer)
-        parts.append(answer)
+        parts.append(answer_text(turn.agent_id or "agent", turn.answer))
     if turn.error is not None:
         parts.append(Text(f"#{turn.number} ✗ {turn.error}", style="bold red"))
     if turn.notice is not None:
@@ -128,7 +142,9 @@ def finished(turn: Turn) -> RenderableType:
 
 
 def live(screen: Screen) -> RenderableType:
-    rows: list[RenderableType] = [pending_line(turn) for turn in screen.pending]
+    rows: list[RenderableType] = [
+        pending_line(turn, screen.answers.get(turn.recording_id or "")) for turn in screen.pending
+    ]
     if screen.notice:
         rows.append(Text(screen.notice, style="yellow"))
     rows.append(status_line(screen))

@@ -8,7 +8,10 @@
 //
 // A streamed press's card starts with the words said so far (`showPartial`, dimmed where
 // still tentative) and trades them for the stored transcript when its snapshot says done.
+// Likewise an answer shows as it is written (`showAnswerDelta`, answering.js) until the
+// snapshot with the stored answer replaces it.
 
+import { AnswerText, renderAnswering } from "./answering.js";
 import { transcriptionFailureText } from "./failures.js";
 import { partialSpans, renderPartial } from "./partial.js";
 import { renderAnswers } from "./render.js";
@@ -55,6 +58,7 @@ export class ResultCard {
     this.status = "uploading";
     this.shown = null; // the snapshot on display
     this.text = "";
+    this.answering = null; // the answer so far (AnswerText), until the stored one is in
     this.watchTimer = 0; // live.js's watchdog
     this.watchSince = 0;
     this.retryCountdown = 0;
@@ -150,6 +154,23 @@ export class ResultCard {
     delete this.el.dataset.live;
   }
 
+  // --- an answer as it is written ---------------------------------------------
+
+  /** An `answer.delta` of this card's recording; kept until the card is settled, drawn
+   * while it waits for the answer (one may come before the transcript's own snapshot). */
+  showAnswerDelta(event) {
+    if (SETTLED.has(this.status)) return false;
+    if (!this.answering) this.answering = new AnswerText();
+    if (!this.answering.fromDelta(event)) return false;
+    if (this.status === "thinking") this.#drawAnswering();
+    return true;
+  }
+
+  #drawAnswering() {
+    const { agentId, text } = this.answering;
+    renderAnswering(this.answer, this.nameOf(agentId, "agent") || this.agentName(), text);
+  }
+
   // --- the upload ------------------------------------------------------------
 
   uploadStarted() {
@@ -227,6 +248,8 @@ export class ResultCard {
     }
 
     renderAnswers(this.answer, t.answers || [], this.nameOf, status === "thinking" ? this.agentName() : null);
+    if (status !== "thinking") this.answering = null; // the stored answer (or failure) is in
+    else if (this.answering && !this.answering.empty) this.#drawAnswering();
     if (status === "done" && this.answer.dataset.state === "failed") {
       this.badge.textContent = "No answer";
       this.badge.dataset.status = "failed";

@@ -4,8 +4,8 @@
 // `transcript.updated` event with the whole transcript as GET /api/transcripts/{id} returns
 // it. The page hands each one on as it is (`onSnapshot`); it never rebuilds a transcript.
 // Beside them, live-only events without an id, never replayed: `transcript.partial` (the
-// words so far while a key is held) goes to `onPartial`; `answer.delta` is not drawn (the
-// answer shows whole from the snapshot that follows).
+// words so far while a key is held) goes to `onPartial`; `answer.delta` (the next piece of
+// an agent's answer as it is written) to `onAnswerDelta`.
 //
 // While an EventSource is open the browser reconnects by itself after a drop and sends
 // Last-Event-ID, so nothing is missed. If the server refuses a reconnect (an HTTP error,
@@ -20,6 +20,8 @@ import { isSnapshot } from "./snapshot.js";
 export const SNAPSHOT_EVENT = "transcript.updated";
 /** The SSE event name (and `type`) of live partial text. */
 export const PARTIAL_EVENT = "transcript.partial";
+/** The SSE event name (and `type`) of the next piece of an answer as it is written. */
+export const ANSWER_EVENT = "answer.delta";
 
 const LABELS = {
   connecting: "Connecting…",
@@ -32,12 +34,14 @@ const LABELS = {
 export class LiveConnection {
   /**
    * onSnapshot(transcript, event): `event` is the envelope (event_id, trace_id, …);
-   * onPartial(event): {recording_id, text, stable_chars, sequence}.
+   * onPartial(event): {recording_id, text, stable_chars, sequence};
+   * onAnswerDelta(event): {recording_id, agent_id, delta, run_id, sequence, part}.
    */
-  constructor({ indicator, onSnapshot, onPartial = () => {}, onResync, onUnauthorized }) {
+  constructor({ indicator, onSnapshot, onPartial = () => {}, onAnswerDelta = () => {}, onResync, onUnauthorized }) {
     this.indicator = indicator;
     this.onSnapshot = onSnapshot;
     this.onPartial = onPartial;
+    this.onAnswerDelta = onAnswerDelta;
     this.onResync = onResync;
     this.onUnauthorized = onUnauthorized;
     this.source = null;
@@ -120,16 +124,21 @@ export class LiveConnection {
       if (!event || event.type !== SNAPSHOT_EVENT || !isSnapshot(event.transcript)) return;
       this.onSnapshot(event.transcript, event);
     });
-    source.addEventListener(PARTIAL_EVENT, (message) => {
-      if (source !== this.source) return;
-      let event;
-      try {
-        event = JSON.parse(message.data);
-      } catch {
-        return;
-      }
-      if (event && event.type === PARTIAL_EVENT && typeof event.recording_id === "string") this.onPartial(event);
-    });
+    for (const [name, handler] of [
+      [PARTIAL_EVENT, (event) => this.onPartial(event)],
+      [ANSWER_EVENT, (event) => this.onAnswerDelta(event)],
+    ]) {
+      source.addEventListener(name, (message) => {
+        if (source !== this.source) return;
+        let event;
+        try {
+          event = JSON.parse(message.data);
+        } catch {
+          return;
+        }
+        if (event && event.type === name && typeof event.recording_id === "string") handler(event);
+      });
+    }
   }
 
   #reconnectSoon(delayMs) {

@@ -224,6 +224,12 @@ export class LiveResults {
     }
   }
 
+  /** The next piece of an answer as it is written, to its recording's card (if any). */
+  answerDelta(event) {
+    const card = this.cards.get(event.recording_id);
+    if (card) card.showAnswerDelta(event);
+  }
+
   // --- the watchdog ----------------------------------------------------------
 
   #watch(card) {

@@ -4,6 +4,7 @@
 //   upload.js    sending a clip                     live.js     "This session" (card.js: one card)
 //   events.js    the live stream of snapshots       history.js  stored transcripts
 //   snapshot.js  questions about a snapshot         render.js   agent answers
+//   answering.js an answer while it is written
 //   notice.js    status line and alert              ratelimit.js the 429 countdown
 //   failures.js  error code → actionable text       agents.js   the "Send to" picker
 //   stream.js    the Realtime socket (utterance.js: one press on it)
@@ -110,6 +111,7 @@ const connection = new LiveConnection({
     history.apply(transcript);
   },
   onPartial: (event) => streamer.partial(event),
+  onAnswerDelta: (event) => live.answerDelta(event),
   onResync: () => {
     live.resync();
     history.resync();
