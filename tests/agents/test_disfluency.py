@@ -21,6 +21,10 @@ from whisp_agent.disfluency import remove_disfluencies
         ("the design is you know pretty good", "The design is pretty good"),
         ("after that I mean if there is time", "After that if there is time"),
         ("Hmm. Erm, okay.", "Okay."),
+        ("so like the colors are like a bit too bright", "The colors are a bit too bright"),
+        ("It was like so cool.", "It was so cool."),
+        ("Like, I think so.", "I think so."),
+        ("So like I said, it works.", "Like I said, it works."),  # "like I said" stays
     ],
 )  # fmt: skip
 def test_disfluencies_go(spoken: str, written: str) -> None:
@@ -37,6 +41,8 @@ def test_disfluencies_go(spoken: str, written: str) -> None:
         "You know the way home.",
         "I mean it.",
         "I like the new design.",
+        "It is like a dream.",
+        "I like really spicy food.",
         "If you know him, call.",
         "Call me back tomorrow no wait on Friday",  # no evidence: the model decides
     ],

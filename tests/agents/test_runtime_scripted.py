@@ -11,7 +11,7 @@ from agents.testing import ModelStep, ScriptedModel, assistant_message, function
 
 from tests.agents.conftest import Rig, make_rig, make_settings
 from whisp_agent.errors import GuardrailTripped, MaxTurns, UnknownAgent
-from whisp_agent.framing import DATA_RULE
+from whisp_agent.framing import DATA_RULE, frame
 from whisp_agent.runs import RunRequest
 
 
@@ -87,12 +87,9 @@ async def test_three_stage_pipeline_feeds_outputs_forward_and_keeps_each(tmp_pat
     ]
     assert outcome.output == "C-out"
     inputs = [c.input[-1]["content"] for c in model.calls]  # type: ignore[index]
-    assert "<transcript>\nraw transcript\n</transcript>" in inputs[0]
+    assert frame("raw transcript") in inputs[0]
     # The stage's template is the registry's text; what it quotes is framed as data.
-    assert (
-        "Previous: <transcript>\nA-out\n</transcript> / "
-        "Original: <transcript>\nraw transcript\n</transcript>"
-    ) in inputs[1]
+    assert f"Previous: {frame('A-out')} / Original: {frame('raw transcript')}" in inputs[1]
     assert "B-out" in inputs[2]
 
 

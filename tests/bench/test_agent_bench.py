@@ -10,14 +10,21 @@ prompt, the framed transcript with the task after it: `framing`), so both genera
 tokens and the ratio is the service's own cost.
 The ratio service/direct (median) goes to tests/bench/results/agents.json. Nothing asserts
 speed; only that every run answered once.
+
+Time to first word: the service streams its bus runs (`answer_stream`), so each run's first
+`AnswerDelta` on whisp:live is timed against the `TranscriptReady` that asked for it (both
+`created_at`s: set just before their XADDs, on this machine's clock), beside the direct
+call's time to first token; the pieces per run are counted against the model's chunks.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -36,9 +43,11 @@ from whisp_agent.settings import (
 )
 from whisp_agent.spec import AgentSpec
 from whisp_shared.bus import EventBus
+from whisp_shared.codec import decode_fields
 from whisp_shared.config import BusSettings
 from whisp_shared.events import AgentResponded, TranscriptReady
-from whisp_shared.streams import RESPONSES, TRANSCRIPTS
+from whisp_shared.streams import LIVE, RESPONSES, TRANSCRIPTS
+from whisp_shared.views import CLIENT_EVENT_ADAPTER, AnswerDelta
 
 pytestmark = pytest.mark.bench
 
@@ -49,10 +58,20 @@ PROMPT = "Summarize: the meeting moved to Friday and Bob books the room."
 RESULTS = Path(__file__).parent / "results" / "agents.json"
 
 
+async def answer_deltas(redis: Redis) -> dict[str, list[AnswerDelta]]:
+    """Every answer delta on whisp:live, by recording id, in order."""
+    found: dict[str, list[AnswerDelta]] = {}
+    for _id, fields in await redis.xrange(LIVE):
+        event = decode_fields(fields, CLIENT_EVENT_ADAPTER)
+        if isinstance(event, AnswerDelta):
+            found.setdefault(event.recording_id, []).append(event)
+    return found
+
+
 async def direct_stream(
     http: httpx.AsyncClient, url: str, body: dict[str, object]
-) -> tuple[float, str, dict[str, int]]:
-    """Stream one completion: (seconds to the first text, the text, the usage chunk)."""
+) -> tuple[float, list[str], dict[str, int]]:
+    """Stream one completion: (seconds to the first text, its text chunks, the usage chunk)."""
     started = time.perf_counter()
     first = 0.0
     parts: list[str] = []
@@ -69,7 +88,35 @@ async def direct_stream(
                 if content:
                     first = first or time.perf_counter() - started
                     parts.append(content)
-    return first, "".join(parts), usage
+    return first, parts, usage
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Per-run seconds of both paths (left) and the time to the first word (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for key, label in (("direct_s", "direct llama.cpp server"), ("service_s", "agent service")):
+        left.plot(range(1, len(result[key]) + 1), result[key], marker="o", label=label)
+    left.set_xlabel("run")
+    left.set_ylabel("seconds per answer")
+    left.set_ylim(bottom=0)
+    left.set_title(f"same prompt, {result['max_tokens']} tokens: service/direct "
+                   f"{result['ratio_service_over_direct']}x (medians)")  # fmt: skip
+    left.legend(fontsize=8)
+    firsts = {"direct: first token": result["direct_ttft_median_ms"]}
+    if result.get("service_first_delta_median_ms") is not None:
+        firsts["service: first delta on the bus"] = result["service_first_delta_median_ms"]
+    right.bar(list(firsts), list(firsts.values()), color=["tab:blue", "tab:orange"][: len(firsts)])
+    right.set_ylabel("ms (median)")
+    right.set_title(f"time to first word; decode {result['direct_decode_tok_s_median']} tok/s")
+    fig.suptitle(f"Agent service vs direct model call ({result['model']}, {os.cpu_count()} cores)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 async def test_service_overhead_against_direct_model_calls(
@@ -94,6 +141,8 @@ async def test_service_overhead_against_direct_model_calls(
         ttft_s: list[float] = []
         tok_s: list[float] = []
         service_s: list[float] = []
+        chunks: list[int] = []
+        asked: dict[str, TranscriptReady] = {}
         spec = AgentSpec(id="bench", instructions=INSTRUCTIONS)
         async with app.router.lifespan_context(app), httpx.AsyncClient(timeout=60) as http:
             messages = [
@@ -105,20 +154,24 @@ async def test_service_overhead_against_direct_model_calls(
             await http.post(f"{llm.base_url}/chat/completions", json=body)  # warm-up
             for i in range(RUNS):
                 started = time.perf_counter()
-                first, text, usage = await direct_stream(http, f"{llm.base_url}/chat/completions",
-                                                         body)  # fmt: skip
+                first, parts, usage = await direct_stream(
+                    http, f"{llm.base_url}/chat/completions", body
+                )
                 direct_s.append(time.perf_counter() - started)
+                chunks.append(len(parts))
                 ttft_s.append(first)
                 if direct_s[-1] - first > 0:
                     tok_s.append(usage.get("completion_tokens", 0) / (direct_s[-1] - first))
-                direct_text = text
+                direct_text = "".join(parts)
 
                 started = time.perf_counter()
-                await bus.publish(TRANSCRIPTS, TranscriptReady(
+                ask = TranscriptReady(
                     recording_id=f"bench-{i}", user_id="bench", text=PROMPT, engine="bench",
                     model="none", audio_duration_s=1, processing_s=0, real_time_factor=0,
                     agent_id="bench",
-                ))  # fmt: skip
+                )  # fmt: skip
+                asked[ask.recording_id] = ask
+                await bus.publish(TRANSCRIPTS, ask)
 
                 async def answered(n: int = i + 1) -> bool:
                     return len(await stream_events(redis, RESPONSES)) >= n
@@ -128,6 +181,16 @@ async def test_service_overhead_against_direct_model_calls(
         events = await stream_events(redis, RESPONSES)
         assert len(events) == RUNS and all(isinstance(e, AgentResponded) for e in events)
         same = sum(e.output.strip() == direct_text.strip() for e in events)  # type: ignore[union-attr]
+        deltas = await answer_deltas(redis)
+    assert set(deltas) == set(asked), "every bus run streams its answer"
+    for event in events:
+        streamed = "".join(d.delta for d in deltas[event.recording_id])
+        assert streamed.strip() == event.output.strip()  # type: ignore[attr-defined]
+    first_delta_ms = [
+        (deltas[rid][0].created_at - ask.created_at).total_seconds() * 1000
+        for rid, ask in asked.items()
+    ]
+    pieces = [len(deltas[rid]) for rid in asked]
     direct, service = statistics.median(direct_s), statistics.median(service_s)
     result = {
         "runs": RUNS,
@@ -143,8 +206,13 @@ async def test_service_overhead_against_direct_model_calls(
         "direct_s": [round(x, 4) for x in direct_s],
         "service_s": [round(x, 4) for x in service_s],
         "same_answer_as_direct": same,
+        "service_first_delta_median_ms": round(statistics.median(first_delta_ms), 1),
+        "service_first_delta_ms": [round(x, 1) for x in first_delta_ms],
+        "answer_pieces_median": statistics.median(pieces),
+        "model_chunks_median": statistics.median(chunks),
         "server_ready_s": round(llm.ready_s, 2),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    plot(result, RESULTS.with_suffix(".png"))
     print(json.dumps(result, indent=2))

