@@ -316,7 +316,7 @@ LENGTH_MEASURES = {
 }
 
 
-def _bars(ax: Any, groups: list[str], series: dict[str, list[tuple[float, float]]]) -> None:
+def grouped_bars(ax: Any, groups: list[str], series: dict[str, list[tuple[float, float]]]) -> None:
     """Grouped bars (median) with p95 whiskers, the median written above each."""
     width = 0.8 / len(series)
     for n, (label, values) in enumerate(series.items()):
@@ -344,7 +344,7 @@ def plot(data: dict[str, Any], path: Path) -> None:
     buckets = list(single)
     fig, (lat_ax, first_ax, conc_ax) = plt.subplots(1, 3, figsize=(18, 6))
 
-    _bars(lat_ax, buckets, {
+    grouped_bars(lat_ax, buckets, {
         label: [(single[b][k]["median_ms"], single[b][k]["p95_ms"]) for b in buckets]
         for k, label in LENGTH_MEASURES.items()
     })  # fmt: skip
@@ -361,7 +361,7 @@ def plot(data: dict[str, Any], path: Path) -> None:
     lat_ax.set_ylim(0, lat_ax.get_ylim()[1] * 1.3)
     lat_ax.legend(fontsize=8, loc="upper right")
 
-    _bars(first_ax, buckets, {
+    grouped_bars(first_ax, buckets, {
         "first ...delta (stable words, WebSocket)": [
             (single[b]["speech_to_first_delta"].get("median_ms", 0.0),
              single[b]["speech_to_first_delta"].get("p95_ms", 0.0)) for b in buckets],

@@ -16,7 +16,7 @@ from rich.table import Table
 from whisp_cli import agent_cmd, dlq_cmd, users_cmd
 from whisp_cli.hotkey import command as hotkey_cmd
 from whisp_cli.record import command as record_cmd
-from whisp_cli.stack import Stack, StackError, plan
+from whisp_cli.stack import Stack, StackError, plan, wyoming_port
 from whisp_cli.stack_state import health, left_behind, read_state, state_path, supervisor_alive
 from whisp_cli.supervisor import POLL_S, Event, RestartPolicy, Supervisor
 
@@ -44,12 +44,15 @@ def stack_table(supervisor: Supervisor) -> Table:
     table.add_column("state")
     table.add_column("ready check", overflow="fold")
     table.add_column("restarts", justify="right")
+    doors = {spec.name: spec.doors for spec in stack.specs}
     for row in supervisor.services():
         pid, state = ("-" if row["pid"] is None else str(row["pid"])), row["state"]
         if row.get("external"):
             pid, state = "external", "-"
         check = row.get("ready_url") or str(stack.redis_url)
         table.add_row(row["name"], pid, state, check, str(row["restarts"]))
+        for door, uri in doors.get(row["name"], ()):  # served by the process above
+            table.add_row(door, "-", state, uri, "-")
     return table
 
 
@@ -78,6 +81,15 @@ def up(
         str | None,
         typer.Option(envvar="REDIS_URL", help="Use this Redis instead of starting a private one."),
     ] = None,
+    wyoming: Annotated[
+        int | None,
+        typer.Option(
+            "--wyoming-port",
+            envvar="WHISP_WEB__WYOMING__PORT",
+            help="Port of the Wyoming server for Home Assistant (0: any free one) [default: "
+            "10300, or a free port when 10300 is taken].",
+        ),
+    ] = None,
     restart: Annotated[
         bool,
         typer.Option(
@@ -91,8 +103,15 @@ def up(
 ) -> None:
     """Start Redis (unless --redis-url/REDIS_URL names one), the audio service, N workers, the
     agent service and the gateway; restart what exits; stop them all on Ctrl+C."""
+    try:
+        wyoming_at, moved = wyoming_port(wyoming)
+    except StackError as exc:
+        console.print(f"[bold red]{escape(str(exc))}[/]", soft_wrap=True)
+        raise typer.Exit(1) from exc
+    if moved:
+        console.print(f"[yellow]{escape(moved)}[/]", soft_wrap=True)
     stack = Stack(
-        plan(workers, port),
+        plan(workers, port, wyoming_at),
         redis_url=redis_url or None,
         data_dir=data_dir,
         log_dir=None if logs_to_terminal else (log_dir or data_dir / "logs"),

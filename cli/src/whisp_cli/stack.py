@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,6 +24,8 @@ import httpx
 from whisp_cli.redis_server import RedisServer, dies_with_parent, free_port
 
 STOP_TIMEOUT_S = 20.0
+WYOMING_PORT = 10300
+"""Home Assistant's usual port for a Wyoming speech-to-text server."""
 
 
 @dataclass(frozen=True)
@@ -33,15 +36,18 @@ class ServiceSpec:
     port: int
     env: tuple[tuple[str, str], ...] = ()
     """Extra environment for this process only (e.g. where a sibling listens)."""
+    doors: tuple[tuple[str, str], ...] = ()
+    """(name, URI) of what else it serves besides HTTP, for the service table."""
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
 
-def plan(workers: int, gateway_port: int) -> list[ServiceSpec]:
+def plan(workers: int, gateway_port: int, wyoming_port: int | None = None) -> list[ServiceSpec]:
     """The processes `whisp up` runs, each told where its siblings listen. Only the gateway's
-    port is fixed: it is the one door for people and the CLI.
+    ports are fixed: HTTP is the one door for people and the CLI, `wyoming_port` (when
+    given) Home Assistant's.
 
     `local-llm` is the offline default model server the agent service calls (it idles when
     `agents.local_llm.enabled` is false)."""
@@ -69,9 +75,37 @@ def plan(workers: int, gateway_port: int) -> list[ServiceSpec]:
             env=(
                 ("WHISP_WEB__AUDIO_SERVICE_URL", f"http://127.0.0.1:{audio}"),
                 ("WHISP_WEB__AGENT_SERVICE_URL", f"http://127.0.0.1:{agents}"),
+                *((("WHISP_WEB__WYOMING__PORT", str(wyoming_port)),) if wyoming_port else ()),
             ),
+            doors=(("wyoming", f"tcp://127.0.0.1:{wyoming_port}"),) if wyoming_port else (),
         ),
     ]  # fmt: skip
+
+
+def wyoming_port(requested: int | None) -> tuple[int, str | None]:
+    """The Wyoming server's port and, when it is not the one asked for, why. Unasked, it is
+    10300 if that is free, else any free port (another Wyoming server, or another stack,
+    may hold 10300); 0 is any free port; a port asked for and taken is a StackError."""
+    if requested is None:
+        if _free(WYOMING_PORT):
+            return WYOMING_PORT, None
+        port = free_port()
+        return port, f"port {WYOMING_PORT} is in use (another Wyoming server?): using {port}"
+    if requested == 0:
+        return free_port(), None
+    if not _free(requested):
+        raise StackError(f"the Wyoming port {requested} is in use; choose another (--wyoming-port)")
+    return requested, None
+
+
+def _free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's servers do
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -13,13 +13,15 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from whisp_gateway import metrics
-from whisp_gateway.api import agents, events, openai_compat, realtime, recordings, session
+from whisp_gateway.api import agents, events, me, openai_compat, realtime, recordings, session
 from whisp_gateway.clients import AgentService, AudioService
 from whisp_gateway.consumer import snapshot_consumers
 from whisp_gateway.hub import EventHub
 from whisp_gateway.ratelimit import Limit, RateLimiter
 from whisp_gateway.repository import Repository, open_repository
+from whisp_gateway.retention import RetentionSweeper
 from whisp_gateway.settings import GatewaySettings
+from whisp_gateway.wyoming.server import wyoming_server
 from whisp_shared.bus import EventBus
 from whisp_shared.config import BusSettings
 from whisp_shared.service import create_service_app, on_exit_signal
@@ -51,6 +53,12 @@ def create_app(
         app.state.limiter = RateLimiter(bus.redis, limit)
         app.state.audio = AudioService(settings.audio_service_url, token)
         app.state.agents = AgentService(settings.agent_service_url, token)
+        retention = RetentionSweeper(repo, app.state.audio, settings.retention_interval_s)
+        sweeping = asyncio.create_task(retention.run(bus.redis))
+        wyoming = wyoming_server(settings, repo, hub, app.state.audio, app.state.limiter)
+        if wyoming is not None:
+            await wyoming.start()
+        app.state.wyoming = wyoming
         loop = asyncio.get_running_loop()
 
         def end_streams() -> None:  # in the signal handler: schedule only
@@ -61,6 +69,11 @@ def create_app(
             yield
         finally:
             forget()
+            if wyoming is not None:
+                await wyoming.stop()
+            sweeping.cancel()
+            with suppress(asyncio.CancelledError):
+                await sweeping
             await hub.stop()
             await app.state.audio.aclose()
             await app.state.agents.aclose()
@@ -82,10 +95,10 @@ def create_app(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_credentials=True,
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         )
-    for module in (session, events, recordings, agents, openai_compat, realtime):
+    for module in (session, events, recordings, agents, openai_compat, realtime, me):
         app.include_router(module.router)
     app.mount("/", StaticFiles(directory=settings.static_dir or WEB_DIR, html=True), name="web")
     return app

@@ -8,6 +8,7 @@ service becomes 503 with that service's `*_unavailable` code.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -17,6 +18,13 @@ from whisp_shared.caller import service_headers
 from whisp_shared.codes import ErrorCode
 from whisp_shared.errors import WhispError
 from whisp_shared.options import RecordingOptions
+from whisp_shared.user_data import (
+    AGENT_DATA_PATH,
+    AUDIO_PURGE_PATH,
+    AgentData,
+    AgentDataDeleted,
+    AudioPurged,
+)
 
 
 class Submitted(BaseModel):
@@ -150,7 +158,26 @@ class AudioService(ServiceClient):
             if exc.status != 404:
                 raise
 
+    async def purge(self, user_id: str, before: datetime | None = None) -> AudioPurged:
+        """The user's audio made before `before` (all of it, live recordings too, without)."""
+        params = {"before": before.isoformat()} if before is not None else None
+        response = await self.request("DELETE", AUDIO_PURGE_PATH, user_id, params=params)
+        return AudioPurged.model_validate(response.json())
+
 
 class AgentService(ServiceClient):
     def __init__(self, base_url: str, token: str | None) -> None:
         super().__init__(base_url, "agent", ErrorCode.AGENT_UNAVAILABLE, token)
+
+    async def names(self, user_id: str) -> set[str]:
+        """Every agent and pipeline id the user may name (`agent_id`, `pipeline`)."""
+        found = (await self.request("GET", "/agents", user_id)).json()
+        return {item["id"] for kind in ("agents", "pipelines") for item in found.get(kind, [])}
+
+    async def user_data(self, user_id: str) -> AgentData:
+        response = await self.request("GET", AGENT_DATA_PATH, user_id)
+        return AgentData.model_validate(response.json())
+
+    async def delete_user_data(self, user_id: str) -> AgentDataDeleted:
+        response = await self.request("DELETE", AGENT_DATA_PATH, user_id)
+        return AgentDataDeleted.model_validate(response.json())

@@ -31,6 +31,7 @@ CSV_FIELDS = [
     "agent_id",
     "text",
     "answer",
+    "raw_text",
 ]
 
 
@@ -86,6 +87,7 @@ LINE_WRITERS: dict[str, Callable[[Transcript], str]] = {
             t.agent_id or "",
             t.text,
             _answer(t),
+            t.raw_text or "",
         ]
     ),
     "txt": lambda t: (

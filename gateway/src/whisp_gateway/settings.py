@@ -5,6 +5,7 @@ from typing import ClassVar
 
 from pydantic import AliasChoices, Field, SecretStr
 
+from whisp_gateway.wyoming.settings import WyomingSettings
 from whisp_shared.config import ServiceSettings, service_token_field
 
 
@@ -33,7 +34,12 @@ class GatewaySettings(ServiceSettings):
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     wait_timeout_s: float = Field(default=60.0, gt=0)
     """`?wait=true` and the OpenAI endpoint give up after this long (504)."""
+    retention_interval_s: float = Field(default=3600.0, gt=0)
+    """How often the retention sweep deletes what users' own retention settings let go
+    (`audio_retention_days`, `transcript_retention_days`); one replica sweeps each time."""
     cookie_secure: bool = False
     """Set on HTTPS deployments so the session cookie never travels in clear text."""
     static_dir: Path | None = None
     """Serve the web UI from here instead of the packaged copy."""
+    wyoming: WyomingSettings = Field(default_factory=WyomingSettings)
+    """Home Assistant's Wyoming speech-to-text server (port 10300); `WHISP_WEB__WYOMING__…`."""

@@ -96,6 +96,8 @@ class ErrorCode(StrEnum):
     BAD_CURSOR = "bad_cursor"
     BAD_LAST_EVENT_ID = "bad_last_event_id"
     GATEWAY_STOPPING = "gateway_stopping"
+    CONFIRMATION_REQUIRED = "confirmation_required"
+    """An irreversible request (delete everything of mine) without its confirmation."""
 
     # -- the Realtime WebSocket (/v1/realtime): OpenAI's codes where it has them ---------
     UNSUPPORTED_INTENT = "unsupported_intent"
@@ -113,6 +115,19 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_TURN_DETECTION = "unsupported_turn_detection"
     """Only push-to-talk (`turn_detection: null`, commit on release) is served."""
     INPUT_AUDIO_BUFFER_COMMIT_EMPTY = "input_audio_buffer_commit_empty"
+
+    # -- the Wyoming server (Home Assistant); also INVALID_EVENT, UNKNOWN_EVENT, ... ------
+    INVALID_FRAME = "invalid_frame"
+    """A frame that cannot be read (not a JSON header, wrong lengths): the connection
+    closes, since nothing after it can be trusted to start where it should."""
+    EVENT_TOO_LARGE = "event_too_large"
+    """A header, data or payload longer than `web.wyoming.max_event_bytes`: it closes too."""
+    CLIENT_NOT_ALLOWED = "client_not_allowed"
+    """The client's address is not in `web.wyoming.allow`."""
+    WYOMING_USER_NOT_CONFIGURED = "wyoming_user_not_configured"
+    """The gateway has users but `web.wyoming.user` names none of them to own transcripts."""
+    IDLE_TIMEOUT = "idle_timeout"
+    """Nothing arrived for `web.wyoming.idle_timeout_s`: the connection closes."""
 
     # -- desk clients (said by the CLI itself, never by a server) ------------------------
     GATEWAY_UNREACHABLE = "gateway_unreachable"

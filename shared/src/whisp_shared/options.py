@@ -8,6 +8,7 @@ so a browser form that sends `agent_id=` asks for no agent rather than failing.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
@@ -73,13 +74,17 @@ class RecordingOptions(AgentRoute):
             self.model_dump(include=set(RecordingOptions.model_fields))
         )
 
-    def as_form(self) -> dict[str, str]:
-        """Multipart form fields for an upload route (unset ones left out)."""
-        out: dict[str, str] = {}
+    def as_form(self) -> dict[str, str | list[str]]:
+        """Multipart form fields for an upload route (unset ones left out). A list is one
+        field per item, as forms repeat a name: a term as it is, a replacement as a JSON
+        object (the audio service's `UploadForm` parses those back)."""
+        out: dict[str, str | list[str]] = {}
         for key, value in self.options().model_dump(exclude_none=True).items():
             if isinstance(value, bool):
+                out[key] = "true" if value else "false"
+            elif isinstance(value, list):
                 if value:
-                    out[key] = "true"
+                    out[key] = [v if isinstance(v, str) else json.dumps(v) for v in value]
             else:
                 out[key] = str(value)
         return out

@@ -44,6 +44,9 @@ class Transcript(BaseModel):
     recording_id: str
     status: Status
     text: str = ""
+    raw_text: str | None = None
+    """The recogniser's own words when the owner's replacements changed them (`text` is
+    after the replacements); None when nothing was replaced."""
     language: str | None = None
     segments: list[Segment] = Field(default_factory=list)
     duration_s: float | None = None

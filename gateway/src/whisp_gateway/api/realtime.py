@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import suppress
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,6 +32,7 @@ from whisp_gateway.realtime import protocol
 from whisp_gateway.realtime.protocol import ProtocolError, parse_client_event
 from whisp_gateway.realtime.session import RealtimeSession
 from whisp_gateway.repository.models import User
+from whisp_gateway.user_options import options_for
 from whisp_shared.codes import ErrorCode
 from whisp_shared.errors import WhispError
 from whisp_shared.logs import get_logger
@@ -123,7 +125,10 @@ async def _serve(websocket: WebSocket, user: User, route: AgentRoute) -> None:
 
     audio: AudioService = app.state.audio
     hub: EventHub = app.state.hub
-    session = RealtimeSession(user.id, audio, send, route=route, before_item=before_item)
+    resolve = partial(options_for, app.state.repo, user.id)
+    session = RealtimeSession(
+        user.id, audio, send, route=route, before_item=before_item, resolve=resolve
+    )
     async with hub.connect(user.id) as connection:
         relay = asyncio.create_task(session.relay(connection))
         try:

@@ -16,6 +16,7 @@ from whisp_gateway.clients import Submitted
 from whisp_gateway.errors import BadCursor, EmptyUpload, UploadTooLarge, not_in_history
 from whisp_gateway.export import MEDIA_TYPES, Format, render
 from whisp_gateway.repository.models import TranscriptPage, TranscriptQuery
+from whisp_gateway.user_options import options_for
 from whisp_gateway.waiter import wait_for_transcript
 from whisp_shared.options import RecordingOptions
 from whisp_shared.views import Status, Transcript
@@ -69,11 +70,14 @@ async def submit_audio(
     settings: SettingsDep,
     audio: AudioDep,
     hub: HubDep,
+    repo: RepoDep,
 ) -> SubmitResult:
-    """Upload to the audio service; with `wait`, block until the transcript (or 504)."""
+    """Upload to the audio service with the options completed by the user's own settings;
+    with `wait`, block until the transcript (or 504)."""
     data = await read_upload(file, settings.max_upload_bytes)
     name = file.filename or "audio"
     content_type = file.content_type or "application/octet-stream"
+    options = await options_for(repo, user_id, options)
     async with hub.subscribe(user_id) as sub:
         submitted = await audio.submit(user_id, data, name, content_type, options)
         if not wait:
@@ -88,11 +92,14 @@ async def create_recording(
     settings: SettingsDep,
     audio: AudioDep,
     hub: HubDep,
+    repo: RepoDep,
     file: Annotated[UploadFile, File(description="Audio: WAV, FLAC, MP3, OGG/Opus, WebM/Opus")],
     options: Annotated[RecordingOptions, Form()],
     wait: Annotated[bool, Query(description="Block until the transcript is ready")] = False,
 ) -> SubmitResult:
-    return await submit_audio(user.id, file, options, wait, settings, audio, hub)
+    """Your vocabulary, replacements, audio policy and language (`/api/me/settings`) apply
+    to every upload; form fields set here add to them (a `language` here wins)."""
+    return await submit_audio(user.id, file, options, wait, settings, audio, hub, repo)
 
 
 @router.get(

@@ -28,6 +28,7 @@ from whisp_gateway.realtime.protocol import (
     Transcription,
     TurnDetection,
 )
+from whisp_gateway.user_options import ResolveOptions
 from whisp_shared.codes import ErrorCode
 from whisp_shared.errors import WhispError
 from whisp_shared.events import new_id
@@ -67,6 +68,9 @@ class RealtimeSession:
     previous_item_id: str | None = None
     items: dict[str, Item] = field(default_factory=dict)
     """Items sent to the audio service whose transcript has not been delivered yet."""
+    resolve: ResolveOptions = field(kw_only=True)
+    """Completes each item's options with the owner's settings (`user_options.options_for`
+    bound to them), read per item: a change saved meanwhile applies from the next one."""
 
     def session_body(self) -> dict[str, Any]:
         return protocol.session_body(self.session_id, self.rate, self.transcription, self.vad)
@@ -78,7 +82,7 @@ class RealtimeSession:
         elif isinstance(event, Append):
             await self._append(event)
         elif event.type == "input_audio_buffer.commit":
-            await self._commit()
+            await self.commit()
         else:
             await self._clear()
 
@@ -111,7 +115,11 @@ class RealtimeSession:
         await self.send(protocol.server_event("session.updated", session=self.session_body()))
 
     async def _append(self, event: Append) -> None:
-        pcm = event.pcm()
+        await self.append_pcm(event.pcm())
+
+    async def append_pcm(self, pcm: bytes) -> None:
+        """PCM16 mono at `rate` into the open item, opening one first (the Wyoming server
+        feeds its converted audio in here too)."""
         if len(pcm) > self.max_append_bytes:
             raise ProtocolError(
                 ErrorCode.AUDIO_TOO_LARGE,
@@ -125,10 +133,12 @@ class RealtimeSession:
         if self.current is None:
             if self.before_item is not None:
                 await self.before_item()
-            options = RecordingOptions(
-                language=self.transcription.language,
-                prompt=self.transcription.prompt,
-                **self.route.model_dump(),
+            options = await self.resolve(
+                RecordingOptions(
+                    language=self.transcription.language,
+                    prompt=self.transcription.prompt,
+                    **self.route.model_dump(),
+                )
             )
             recording_id = await self.audio.live_start(self.user_id, options, self.rate)
             self.current = Item(recording_id)
@@ -144,7 +154,8 @@ class RealtimeSession:
                 await self._committed(item)
             raise
 
-    async def _commit(self) -> None:
+    async def commit(self) -> None:
+        """End the open item (the key was let go); its transcript follows through `relay`."""
         item = self.current
         if item is None:
             raise ProtocolError(

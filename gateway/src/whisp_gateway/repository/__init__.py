@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Protocol
 
-from whisp_gateway.repository.models import TranscriptPage, TranscriptQuery, User
+from whisp_gateway.repository.models import ForgottenRows, TranscriptPage, TranscriptQuery, User
 from whisp_gateway.repository.sql import SqlRepository
 from whisp_shared.events import Event
+from whisp_shared.user_settings import UserSettings
 from whisp_shared.views import Transcript
 
 
@@ -30,6 +32,11 @@ class Repository(Protocol):
     async def page(self, user_id: str, query: TranscriptQuery) -> TranscriptPage: ...
     def iterate(self, user_id: str, query: TranscriptQuery) -> AsyncIterator[Transcript]: ...
     async def delete(self, user_id: str, recording_id: str) -> bool: ...
+    async def get_settings(self, user_id: str) -> UserSettings: ...
+    async def put_settings(self, user_id: str, settings: UserSettings) -> UserSettings: ...
+    async def retention_policies(self) -> list[tuple[str, UserSettings]]: ...
+    async def forget(self, user_id: str) -> ForgottenRows: ...
+    async def forget_before(self, user_id: str, before: datetime) -> int: ...
 
 
 def open_repository(url: str) -> Repository:

@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from whisp_gateway.repository.tables import metadata
+from whisp_gateway.repository.migrate import upgrade
 
 SCHEMA_ATTEMPTS = 5
 
@@ -53,17 +53,19 @@ class Database:
         )
 
     async def create_schema(self) -> None:
-        """Create what is missing. Replicas starting together race here; a loser finds the
-        tables on its next try (create_all skips what exists)."""
+        """Migrate the database to the newest schema (`migrate.upgrade`). A replica that
+        loses a race it cannot wait out (a lock held past the timeout) tries again."""
         for attempt in range(1, SCHEMA_ATTEMPTS + 1):
+            engine = make_engine(self.url, serialized=True)
             try:
-                async with self.engine.begin() as conn:
-                    await conn.run_sync(metadata.create_all)
+                await upgrade(engine)
                 return
             except DBAPIError:
                 if attempt == SCHEMA_ATTEMPTS:
                     raise
                 await asyncio.sleep(0.05 * attempt)
+            finally:
+                await engine.dispose()
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -77,7 +79,9 @@ class Database:
         return True
 
 
-def make_engine(url: str) -> AsyncEngine:
+def make_engine(url: str, serialized: bool = False) -> AsyncEngine:
+    """`serialized`: every transaction takes SQLite's write lock at BEGIN (`BEGIN
+    IMMEDIATE`, also making DDL transactional), for migrations; PostgreSQL is unchanged."""
     if url.startswith("sqlite"):
         database = make_url(url).database
         if database and database != ":memory:":
@@ -91,6 +95,14 @@ def make_engine(url: str) -> AsyncEngine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+            if serialized:
+                dbapi_conn.isolation_level = None  # no implicit BEGIN: ours below
+
+        if serialized:
+
+            @event.listens_for(engine.sync_engine, "begin")
+            def _begin_immediate(conn: Any) -> None:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)

@@ -24,7 +24,8 @@ class TranscriptQuery(BaseModel):
     """Filters for listing, searching and exporting one user's transcripts."""
 
     q: str | None = Field(default=None, max_length=200)
-    """Words that must appear in the transcript text (case-insensitive)."""
+    """Words that must appear in the transcript text, final or as recognised
+    (case-insensitive)."""
     agent_id: str | None = Field(default=None, max_length=64)
     status: Status | None = None
     since: datetime | None = None
@@ -37,3 +38,11 @@ class TranscriptQuery(BaseModel):
 class TranscriptPage(BaseModel):
     items: list[Transcript]
     next_cursor: str | None = None
+
+
+class ForgottenRows(BaseModel):
+    """What "delete everything of mine" removed from the gateway's own tables."""
+
+    transcripts: int = Field(ge=0)
+    answers: int = Field(ge=0)
+    settings: int = Field(ge=0)

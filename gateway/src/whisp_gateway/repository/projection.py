@@ -93,6 +93,7 @@ class SqlProjection(Database):
             fields: dict[str, Any] = {
                 "status": "done",
                 "text": event.text,
+                "raw_text": event.raw_text,
                 "language": event.language,
                 "segments": [s.model_dump(mode="json") for s in event.segments],
                 "duration_s": event.audio_duration_s,
@@ -170,6 +171,7 @@ def snapshot_of(event: Event) -> Transcript:
         return Transcript(
             **{**base, "status": "done"},
             text=event.text,
+            raw_text=event.raw_text,
             language=event.language,
             segments=event.segments,
             duration_s=event.audio_duration_s,

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, select, tuple_
+from sqlalchemy import and_, delete, or_, select, tuple_
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.sql import ColumnElement
 
@@ -81,7 +81,12 @@ class SqlQueries(Database):
         conditions: list[ColumnElement[bool]] = [transcripts.c.user_id == user_id]
         for word in (query.q or "").split():
             pattern = "%" + word.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
-            conditions.append(transcripts.c.text.ilike(pattern, escape="\\"))
+            conditions.append(
+                or_(
+                    transcripts.c.text.ilike(pattern, escape="\\"),
+                    transcripts.c.raw_text.ilike(pattern, escape="\\"),
+                )
+            )
         if query.agent_id:
             conditions.append(transcripts.c.agent_id == query.agent_id)
         if query.status:

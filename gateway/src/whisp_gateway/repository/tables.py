@@ -1,9 +1,14 @@
-"""The gateway's tables, in SQLAlchemy Core so one schema serves SQLite and PostgreSQL."""
+"""The gateway's tables, in SQLAlchemy Core so one schema serves SQLite and PostgreSQL.
+
+This is the schema as the code reads it; the database gets there through the migrations
+(`repository/migrations`): a change here needs a revision there.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -33,6 +38,7 @@ transcripts = Table(
     Column("user_id", String(128), nullable=False),
     Column("status", String(16), nullable=False),  # processing | done | failed
     Column("text", Text, nullable=False, default=""),
+    Column("raw_text", Text),  # the recogniser's text when replacements changed it
     Column("language", String(16)),
     Column("segments", JSON, nullable=False, default=list),
     Column("duration_s", Float),
@@ -73,4 +79,20 @@ answers = Table(
     Column("error_code", String(64)),
     Column("error_message", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+user_settings = Table(
+    "user_settings",
+    metadata,
+    # No row: the defaults (`UserSettings()`). Retention has columns of its own so the
+    # sweep finds the users it concerns without reading everyone's lists.
+    Column("user_id", String(128), primary_key=True),
+    Column("vocabulary", JSON, nullable=False, default=list),
+    Column("replacements", JSON, nullable=False, default=list),
+    Column("default_agent", String(64)),
+    Column("language", String(16)),
+    Column("keep_audio", Boolean, nullable=False, default=True),
+    Column("audio_retention_days", Integer),
+    Column("transcript_retention_days", Integer),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )

@@ -56,6 +56,7 @@ export const Code = Object.freeze({
   BAD_CURSOR: "bad_cursor",
   BAD_LAST_EVENT_ID: "bad_last_event_id",
   GATEWAY_STOPPING: "gateway_stopping",
+  CONFIRMATION_REQUIRED: "confirmation_required",
   UNSUPPORTED_INTENT: "unsupported_intent",
   FORBIDDEN_ORIGIN: "forbidden_origin",
   INVALID_JSON: "invalid_json",
@@ -66,5 +67,10 @@ export const Code = Object.freeze({
   FORMAT_CHANGE_MID_ITEM: "format_change_mid_item",
   UNSUPPORTED_TURN_DETECTION: "unsupported_turn_detection",
   INPUT_AUDIO_BUFFER_COMMIT_EMPTY: "input_audio_buffer_commit_empty",
+  INVALID_FRAME: "invalid_frame",
+  EVENT_TOO_LARGE: "event_too_large",
+  CLIENT_NOT_ALLOWED: "client_not_allowed",
+  WYOMING_USER_NOT_CONFIGURED: "wyoming_user_not_configured",
+  IDLE_TIMEOUT: "idle_timeout",
   GATEWAY_UNREACHABLE: "gateway_unreachable",
 });
