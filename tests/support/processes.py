@@ -328,7 +328,9 @@ class WhispUp:
         self.port = port or free_port()
         skip = set(unset)
         self.env = {k: v for k, v in os.environ.items() if k not in skip}
-        self.env |= {"COLUMNS": "200", **(env or {})}  # the service table on one line each
+        # The service table on one line each; the Wyoming server on a free port (10300 is
+        # the user's: stacks of one test session must not fight over it).
+        self.env |= {"COLUMNS": "200", "WHISP_WEB__WYOMING__PORT": "0", **(env or {})}
         self.cwd = cwd
         self.up_timeout = up_timeout
         self.stop_timeout = stop_timeout
