@@ -12,12 +12,11 @@ import os
 import signal
 from pathlib import Path
 
-import yaml
 from redis.asyncio import Redis
 
 from tests.agents.chat_stub import ChatStub, Reply
-from tests.agents.conftest import REGISTRY, make_settings, write_registry
-from tests.agents.test_bus import _service, transcript
+from tests.agents.conftest import make_settings
+from tests.agents.test_bus import _service, transcript, worker_config
 from tests.integration.bus_helpers import stream_events, wait_for
 from whisp_agent.answer_stream import FLUSH_INTERVAL_S
 from whisp_agent.app import create_app
@@ -120,17 +119,7 @@ async def test_a_taken_over_run_streams_again_under_a_new_run_id(
     tmp_path: Path, redis_server: object, redis: Redis, chat_stub: ChatStub
 ) -> None:
     url = redis_server.url  # type: ignore[attr-defined]
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({
-        "bus": {"claim_idle_ms": 600, "read_block_ms": 100, "max_deliveries": 3},
-        "logging": {"level": "WARNING"},
-        "agents": {
-            "registry": [str(write_registry(tmp_path / "agents", REGISTRY))],
-            "default_provider": "stub",
-            "providers": {"stub": {"base_url": chat_stub.base_url, "model": "stub-model"}},
-            "data_dir": str(tmp_path / "data"),
-        },
-    }))  # fmt: skip
+    config = worker_config(tmp_path, chat_stub)
     doomed_words = " ".join(f"doomed{i}" for i in range(60))
     chat_stub.push(Reply(text=doomed_words, word_delay_s=0.1))  # ~6 s: killed long before
     chat_stub.default = Reply(text="the answer that survived", word_delay_s=0.02)

@@ -64,6 +64,23 @@ async def test_transcript_with_agent_id_yields_one_agent_responded(
     assert len(chat_stub.completions) == 4  # 1 agent run + 3 pipeline stages, nothing twice
 
 
+def worker_config(tmp_path: Path, chat_stub: ChatStub) -> Path:
+    """config.yaml for an agent service in its own process: the stand-in as its model, fast
+    reclaim (a killed worker's run is taken over within a second)."""
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "bus": {"claim_idle_ms": 600, "read_block_ms": 100, "max_deliveries": 3},
+        "logging": {"level": "WARNING"},
+        "agents": {
+            "registry": [str(write_registry(tmp_path / "agents", REGISTRY))],
+            "default_provider": "stub",
+            "providers": {"stub": {"base_url": chat_stub.base_url, "model": "stub-model"}},
+            "data_dir": str(tmp_path / "data"),
+        },
+    }))  # fmt: skip
+    return config
+
+
 def _service(config: Path, redis_url: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "WHISP_CONFIG": str(config), "REDIS_URL": redis_url,
            "WHISP_AGENTS__PORT": str(free_port())}  # fmt: skip
@@ -77,17 +94,7 @@ async def test_sigkill_mid_run_still_yields_exactly_one_response(
     tmp_path: Path, redis_server: object, redis: Redis, chat_stub: ChatStub
 ) -> None:
     url = redis_server.url  # type: ignore[attr-defined]
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({
-        "bus": {"claim_idle_ms": 600, "read_block_ms": 100, "max_deliveries": 3},
-        "logging": {"level": "WARNING"},
-        "agents": {
-            "registry": [str(write_registry(tmp_path / "agents", REGISTRY))],
-            "default_provider": "stub",
-            "providers": {"stub": {"base_url": chat_stub.base_url, "model": "stub-model"}},
-            "data_dir": str(tmp_path / "data"),
-        },
-    }))  # fmt: skip
+    config = worker_config(tmp_path, chat_stub)
     chat_stub.push(Reply(text="too late", delay_s=60))  # the first worker hangs here
     chat_stub.default = Reply(text="survived")
     doomed = _service(config, url)
