@@ -243,9 +243,20 @@ async def test_uploads_carry_the_owners_settings_to_the_audio_service(
             first = await a.client.post(
                 "/api/recordings",
                 files=files,
-                data={"prompt": "Meeting notes.", "vocabulary": ["Quill", "kestrel dynamics"]},
+                data={
+                    "prompt": "Meeting notes.",
+                    "vocabulary": ["Quill", "kestrel dynamics"],
+                    # A form repeats the field with a JSON object each (`as_form`); the
+                    # request's rule for a phrase the settings have wins.
+                    "replacements": [json.dumps({"spoken": "K8S", "written": "kube"})],
+                },
             )
             assert first.status_code == 201, first.text
+            for bad in ("k8s=kube", json.dumps({"spoken": "x"}), json.dumps(["x", "y"])):
+                refused = await a.client.post(
+                    "/api/recordings", files=files, data={"replacements": [bad]}
+                )
+                assert_invalid(refused)
             second = await a.client.post(
                 "/api/recordings", files=files, data={"language": "de", "agent_id": "helper"}
             )
@@ -266,7 +277,8 @@ async def test_uploads_carry_the_owners_settings_to_the_audio_service(
     # The request's prompt stays; its terms join the settings' (each once).
     assert mine_1.prompt == "Meeting notes."
     assert mine_1.vocabulary == [*ALICE["vocabulary"], "Quill"]
-    assert [(r.spoken, r.written) for r in mine_1.replacements] == rules
+    assert [(r.spoken, r.written) for r in mine_1.replacements] == [rules[0], ("K8S", "kube")]
+    assert [(r.spoken, r.written) for r in mine_3.replacements] == rules
     assert mine_1.keep_audio is False
     assert mine_1.language == "en"
     # A language in the request wins; an agent only when the request asks for one.

@@ -2,8 +2,10 @@
 upload routes as a form model, and built by the desk clients.
 
 `AgentRoute` is the part that travels on to the agent service (on `TranscriptReady`);
-`RecordingOptions` adds what only the recogniser needs. Empty form fields mean "not set",
-so a browser form that sends `agent_id=` asks for no agent rather than failing.
+`RecordingOptions` adds what only the recogniser needs; `RecordingForm` is the same options
+as both upload routes (gateway and audio service) read them from a multipart form. Empty
+form fields mean "not set", so a browser form that sends `agent_id=` asks for no agent
+rather than failing.
 """
 
 from __future__ import annotations
@@ -88,3 +90,23 @@ class RecordingOptions(AgentRoute):
             else:
                 out[key] = str(value)
         return out
+
+
+class RecordingForm(RecordingOptions):
+    """`RecordingOptions` read from a multipart form, as `as_form` writes them: a form
+    repeats `replacements` with a JSON object each. Text that is not a JSON object is
+    refused by the model as any bad field is (422)."""
+
+    @field_validator("replacements", mode="before")
+    @classmethod
+    def _replacements_from_form(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        return [_json_or_text(item) if isinstance(item, str) else item for item in value]
+
+
+def _json_or_text(item: str) -> Any:
+    try:
+        return json.loads(item)
+    except ValueError:
+        return item

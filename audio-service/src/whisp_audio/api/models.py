@@ -7,23 +7,21 @@ fields nobody defined, so a typo (`langauge=en`) is a 422 rather than silently i
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
 
 from fastapi import UploadFile
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from whisp_audio.device_recordings import DeviceResult, DeviceSnapshot, StoppedBy
 from whisp_audio.ingest import Accepted
 from whisp_audio.live import LiveCommitted, LiveStarted
 from whisp_recorder import RecorderState
 from whisp_recorder.devices import InputDevice
-from whisp_shared.options import RecordingOptions
+from whisp_shared.options import RecordingForm, RecordingOptions
 
 
-class UploadForm(RecordingOptions):
+class UploadForm(RecordingForm):
     """The multipart form of `POST /recordings`: the options and the file, as one model.
 
     The file is a field of the model rather than a parameter beside it: FastAPI validates a
@@ -34,22 +32,6 @@ class UploadForm(RecordingOptions):
     model_config = ConfigDict(extra="forbid")
 
     file: UploadFile = Field(description="the audio file; its type is sniffed")
-
-    @field_validator("replacements", mode="before")
-    @classmethod
-    def _replacements_from_form(cls, value: Any) -> Any:
-        """A form repeats `replacements` with a JSON object each (`RecordingOptions.as_form`);
-        text that is not a JSON object is refused by the model as any bad field is."""
-        if not isinstance(value, list):
-            return value
-        return [_json_or_text(item) if isinstance(item, str) else item for item in value]
-
-
-def _json_or_text(item: str) -> Any:
-    try:
-        return json.loads(item)
-    except ValueError:
-        return item
 
 
 class StartRecording(RecordingOptions):

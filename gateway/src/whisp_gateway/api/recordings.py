@@ -18,7 +18,7 @@ from whisp_gateway.export import MEDIA_TYPES, Format, render
 from whisp_gateway.repository.models import TranscriptPage, TranscriptQuery
 from whisp_gateway.user_options import options_for
 from whisp_gateway.waiter import wait_for_transcript
-from whisp_shared.options import RecordingOptions
+from whisp_shared.options import RecordingForm, RecordingOptions
 from whisp_shared.views import Status, Transcript
 
 router = APIRouter(prefix="/api", tags=["transcripts"], responses=errors(*SIGNED_IN))
@@ -94,7 +94,7 @@ async def create_recording(
     hub: HubDep,
     repo: RepoDep,
     file: Annotated[UploadFile, File(description="Audio: WAV, FLAC, MP3, OGG/Opus, WebM/Opus")],
-    options: Annotated[RecordingOptions, Form()],
+    options: Annotated[RecordingForm, Form()],
     wait: Annotated[bool, Query(description="Block until the transcript is ready")] = False,
 ) -> SubmitResult:
     """Your vocabulary, replacements, audio policy and language (`/api/me/settings`) apply
