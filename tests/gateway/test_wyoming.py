@@ -31,10 +31,12 @@ from wyoming.info import Describe, Info
 
 from tests.gateway.conftest import GatewayFactory, Served, add_users, signed_in
 from tests.gateway.server import serving
+from tests.gateway.services import stack
 from tests.integration.bus_helpers import transcript_for
 from whisp_audio.app import create_app as create_audio_app
 from whisp_audio.settings import AudioSettings
 from whisp_cli.redis_server import free_port
+from whisp_gateway.repository import SqlRepository
 from whisp_shared.bus import EventBus
 from whisp_shared.codec import decode_entry
 from whisp_shared.config import BusSettings
@@ -485,3 +487,53 @@ async def test_an_idle_connection_is_closed(gateway: GatewayFactory, audio_url: 
     assert error is not None
     assert (error.type, error.data["code"]) == ("error", "idle_timeout")
     assert after is None
+
+
+async def test_a_satellite_without_an_agent_gets_the_owners_default_agent(
+    gateway: GatewayFactory,
+    bus_settings: BusSettings,
+    redis: Redis,
+    publisher: EventBus,
+    sqlite_url: str,
+    tmp_path: Path,
+) -> None:
+    """`default_agent` names an agent or a pipeline (the agent service says which); one the
+    owner may no longer run leaves the transcript without an agent rather than failing it."""
+    tokens = await add_users(sqlite_url, "alice")
+    wyoming = {"port": free_port(), "user": "alice", "streaming": False}
+
+    async def transcribe(uri: str) -> None:
+        async with client(uri) as c:
+            for chunk in chunks(pcm(tone(0.3)), RATE, 2, 1):
+                await c.write_event(chunk)
+            await c.write_event(AudioStop().event())
+            event = await read(c)
+        assert event is not None and event.type == "transcript"
+
+    with stack(gateway, bus_settings, tmp_path, wyoming=wyoming) as services:
+        uri = f"tcp://127.0.0.1:{services.gateway.app.state.wyoming.port}"
+        async with (
+            signed_in(services.gateway, tokens, "alice") as (alice,),
+            worker(redis, publisher) as w,
+        ):
+            for default in ("tidy", "cleanup"):
+                saved = await alice.client.patch(
+                    "/api/me/settings", json={"default_agent": default}
+                )
+                assert saved.status_code == 200, saved.text
+                await transcribe(uri)
+            # Saved while it existed, then the agent service is asked about a name it
+            # does not know (the registry changed): no agent, the transcript still comes.
+            repo = SqlRepository(sqlite_url)
+            user = await repo.user_for_token(tokens["alice"])
+            assert user is not None
+            settings = await repo.get_settings(user.id)
+            await repo.put_settings(user.id, settings.model_copy(update={"default_agent": "gone"}))
+            await repo.close()
+            await transcribe(uri)
+    assert [(s.agent_id, s.pipeline) for s in w.started] == [
+        (None, "tidy"),
+        ("cleanup", None),
+        (None, None),
+    ]
+    assert {s.user_id for s in w.started} == {user.id}

@@ -55,7 +55,9 @@ def create_app(
         app.state.agents = AgentService(settings.agent_service_url, token)
         retention = RetentionSweeper(repo, app.state.audio, settings.retention_interval_s)
         sweeping = asyncio.create_task(retention.run(bus.redis))
-        wyoming = wyoming_server(settings, repo, hub, app.state.audio, app.state.limiter)
+        wyoming = wyoming_server(
+            settings, repo, hub, app.state.audio, app.state.limiter, app.state.agents
+        )
         if wyoming is not None:
             await wyoming.start()
         app.state.wyoming = wyoming

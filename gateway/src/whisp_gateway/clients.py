@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from whisp_shared.caller import service_headers
 from whisp_shared.codes import ErrorCode
 from whisp_shared.errors import WhispError
-from whisp_shared.options import RecordingOptions
+from whisp_shared.options import AgentRoute, RecordingOptions
 from whisp_shared.user_data import (
     AGENT_DATA_PATH,
     AUDIO_PURGE_PATH,
@@ -25,6 +25,9 @@ from whisp_shared.user_data import (
     AgentDataDeleted,
     AudioPurged,
 )
+
+KINDS = ("agents", "pipelines")
+"""The two lists of the agent service's `GET /agents`."""
 
 
 class Submitted(BaseModel):
@@ -169,10 +172,23 @@ class AgentService(ServiceClient):
     def __init__(self, base_url: str, token: str | None) -> None:
         super().__init__(base_url, "agent", ErrorCode.AGENT_UNAVAILABLE, token)
 
+    async def _listing(self, user_id: str) -> dict[str, set[str]]:
+        found = (await self.request("GET", "/agents", user_id)).json()
+        return {kind: {item["id"] for item in found.get(kind, [])} for kind in KINDS}
+
     async def names(self, user_id: str) -> set[str]:
         """Every agent and pipeline id the user may name (`agent_id`, `pipeline`)."""
-        found = (await self.request("GET", "/agents", user_id)).json()
-        return {item["id"] for kind in ("agents", "pipelines") for item in found.get(kind, [])}
+        return set().union(*(await self._listing(user_id)).values())
+
+    async def route_to(self, user_id: str, name: str) -> AgentRoute | None:
+        """The route to the agent or pipeline called `name` (a user's `default_agent` names
+        either), or None when the user may run neither by that name now."""
+        listing = await self._listing(user_id)
+        if name in listing["agents"]:
+            return AgentRoute(agent_id=name)
+        if name in listing["pipelines"]:
+            return AgentRoute(pipeline=name)
+        return None
 
     async def user_data(self, user_id: str) -> AgentData:
         response = await self.request("GET", AGENT_DATA_PATH, user_id)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from whisp_gateway.api.deps import rate_limited
 from whisp_gateway.auth import LOCAL_USER, single_user_mode
-from whisp_gateway.clients import AudioService
+from whisp_gateway.clients import AgentService, AudioService
 from whisp_gateway.hub import EventHub
 from whisp_gateway.ratelimit import RateLimiter
 from whisp_gateway.realtime.protocol import ProtocolError
@@ -24,6 +24,7 @@ from whisp_gateway.repository.models import User
 from whisp_gateway.settings import GatewaySettings
 from whisp_gateway.wyoming.settings import WyomingSettings, client_address
 from whisp_shared.codes import ErrorCode
+from whisp_shared.errors import WhispError
 from whisp_shared.logs import get_logger
 from whisp_shared.options import AgentRoute
 
@@ -46,6 +47,7 @@ class Context:
     hub: EventHub
     audio: AudioService
     limiter: RateLimiter
+    agents: AgentService
 
     @property
     def settings(self) -> WyomingSettings:
@@ -62,7 +64,24 @@ class Context:
             )
         route = self.settings.route_for(address)
         user = await self._user(route.user)
-        return Caller(user, route.route(), str(address))
+        agent = route.route() if route.wants_agent else await self._default_route(user)
+        return Caller(user, agent, str(address))
+
+    async def _default_route(self, user: User) -> AgentRoute:
+        """A satellite that names no agent gets its owner's `default_agent`, if they may
+        still run it; when the agent service cannot say, the transcript goes without one
+        (speech-to-text must not fail for want of an answer nobody configured here)."""
+        name = (await self.repo.get_settings(user.id)).default_agent
+        if name is None:
+            return AgentRoute()
+        try:
+            route = await self.agents.route_to(user.id, name)
+        except WhispError as exc:
+            log.warning("wyoming: default agent not checked, none used", error=exc.message)
+            return AgentRoute()
+        if route is None:
+            log.warning("wyoming: the owner's default agent is not available", agent=name)
+        return route or AgentRoute()
 
     async def _user(self, name: str | None) -> User:
         if name is None:

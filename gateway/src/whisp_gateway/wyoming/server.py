@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from whisp_gateway.clients import AudioService
+from whisp_gateway.clients import AgentService, AudioService
 from whisp_gateway.hub import EventHub
 from whisp_gateway.ratelimit import RateLimiter
 from whisp_gateway.repository import Repository
@@ -101,8 +101,9 @@ def wyoming_server(
     hub: EventHub,
     audio: AudioService,
     limiter: RateLimiter,
+    agents: AgentService,
 ) -> WyomingServer | None:
     """The server the lifespan starts, or None when `web.wyoming.enabled` is false."""
     if not settings.wyoming.enabled:
         return None
-    return WyomingServer(Context(settings, repo, hub, audio, limiter))
+    return WyomingServer(Context(settings, repo, hub, audio, limiter, agents))
