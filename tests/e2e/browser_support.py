@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from tests.support.processes import WhispUp
 from tests.support.speech import SENTENCES, Utterance, read_wav, synthesize, write_wav
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -145,3 +146,29 @@ NO_WEBSOCKET = """
   window.WebSocket = RefusedSocket;
 })();
 """
+
+
+@contextmanager
+def whisp_stack(
+    root: Path, users: Sequence[str], *, env: Mapping[str, str] | None = None
+) -> Iterator[tuple[Stack, dict[str, str]]]:
+    """`whisp up` (one tiny.en worker) on its own Redis and database in `root`, with
+    `users` added first (so the page asks for a token); the Stack carries the first one's
+    token, the dict everyone's. `env`, e.g. the local LLM switched off, goes to the stack."""
+    data_dir, log_dir = root / "data", root / "logs"
+    data_dir.mkdir()
+    database_url = f"sqlite+aiosqlite:///{data_dir / 'gateway.db'}"  # where `whisp up` puts it
+    tokens = {name: add_user(name, database_url) for name in users}
+    up = WhispUp(data_dir, log_dir, workers=1, unset=("REDIS_URL", "DATABASE_URL"), env=env)
+    with up:
+        yield Stack(f"{up.url}/", tokens[users[0]], data_dir, up.banner), tokens
+    assert up.returncode == 0, up.output[-3000:]
+
+
+def sign_in(page: Any, base_url: str, token: str) -> None:
+    """Open the page and sign in with `token`, as a person does; returns once it is live."""
+    page.goto(base_url)
+    page.locator("#login-form").wait_for(state="visible", timeout=15_000)
+    page.fill("#token", token)
+    page.press("#token", "Enter")
+    page.locator("#connection[data-state=live]").wait_for(timeout=15_000)

@@ -1,5 +1,10 @@
 // The "Send to" dropdown: agents and pipelines from GET /api/agents, remembered per browser.
 //
+// Which one is preselected: the person's `default_agent` (their settings) unless they picked
+// another one in this browser after that default was set; with no default, the last pick.
+// A pick is stored with the default it was made against, so a default changed later (here
+// or from the CLI) wins over an older pick, and a newer pick wins over the default.
+//
 // Expected answer: a list of {id, name, description?, kind: "agent" | "pipeline",
 // available?: bool, problem?: string} (unavailable ones are shown, disabled). Also
 // accepted: {items: [...]} or the agent service's {agents: [...], pipelines: [...]}.
@@ -9,6 +14,7 @@ import { request } from "./api.js";
 import { h } from "./ui.js";
 
 const STORAGE_KEY = "whisptt.target";
+const AGAINST_KEY = "whisptt.target.default"; // the default_agent in force when that was picked
 
 function normalize(body) {
   const out = [];
@@ -34,21 +40,31 @@ function normalize(body) {
   return out;
 }
 
+/** {key, against}: the stored pick ("kind:id", "" for no agent; null when none). */
 function readStored() {
   try {
-    return localStorage.getItem(STORAGE_KEY) || "";
+    return { key: localStorage.getItem(STORAGE_KEY), against: localStorage.getItem(AGAINST_KEY) || "" };
   } catch {
-    return "";
+    return { key: null, against: "" };
   }
 }
 
-function store(value) {
+function store(key, against) {
   try {
-    if (value) localStorage.setItem(STORAGE_KEY, value);
-    else localStorage.removeItem(STORAGE_KEY);
+    localStorage.setItem(STORAGE_KEY, key);
+    localStorage.setItem(AGAINST_KEY, against || "");
   } catch {
     // Private mode or storage disabled: the choice just is not remembered.
   }
+}
+
+function option(item, value) {
+  return h("option", {
+    value,
+    text: item.available ? item.name : `${item.name} (unavailable)`,
+    title: (item.available ? item.description : item.problem || item.description) || null,
+    disabled: !item.available,
+  });
 }
 
 export class AgentPicker {
@@ -62,8 +78,10 @@ export class AgentPicker {
     this.items = [];
     this.byKey = new Map();
     this.available = false;
+    this.loaded = false;
+    this.defaultName = null; // the person's default_agent, once their settings are known
     select.addEventListener("change", () => {
-      store(select.value);
+      store(select.value, this.defaultName);
       this.#describe();
       this.onChange(this.current());
     });
@@ -84,6 +102,7 @@ export class AgentPicker {
     this.items = items;
     this.byKey = new Map(items.map((item) => [`${item.kind}:${item.id}`, item]));
     this.available = !problem;
+    this.loaded = true;
     this.#fill();
     if (problem) {
       this.note.dataset.kind = "warn";
@@ -105,24 +124,41 @@ export class AgentPicker {
     return this.items;
   }
 
-  #fill() {
-    const wanted = readStored();
+  /** The option nodes of a dropdown of this list; `valueOf(item)` is each one's value. */
+  #options(valueOf) {
     const agents = this.items.filter((i) => i.kind === "agent");
     const pipelines = this.items.filter((i) => i.kind === "pipeline");
-    const option = (item) =>
-      h("option", {
-        value: `${item.kind}:${item.id}`,
-        text: item.available ? item.name : `${item.name} (unavailable)`,
-        title: (item.available ? item.description : item.problem || item.description) || null,
-        disabled: !item.available,
-      });
     const groups = [h("option", { value: "", text: "No agent (transcript only)" })];
-    if (agents.length) groups.push(h("optgroup", { label: "Agents" }, agents.map(option)));
-    if (pipelines.length) groups.push(h("optgroup", { label: "Pipelines" }, pipelines.map(option)));
-    this.select.replaceChildren(...groups);
+    const each = (item) => option(item, valueOf(item));
+    if (agents.length) groups.push(h("optgroup", { label: "Agents" }, agents.map(each)));
+    if (pipelines.length) groups.push(h("optgroup", { label: "Pipelines" }, pipelines.map(each)));
+    return groups;
+  }
+
+  /** The picker's key for a default_agent name (an agent first, as the gateway routes it). */
+  #keyOf(name) {
+    return ["agent", "pipeline"].map((kind) => `${kind}:${name}`).find((key) => this.byKey.has(key)) || null;
+  }
+
+  /** What to preselect: see the header. */
+  #wanted() {
+    const { key, against } = readStored();
+    const name = this.defaultName;
+    if (!name || (key !== null && against === name)) return key || "";
+    return this.#keyOf(name) || key || "";
+  }
+
+  #choose() {
+    const wanted = this.#wanted();
     const remembered = this.byKey.get(wanted);
     this.select.value = remembered && remembered.available ? wanted : "";
     this.unavailableChoice = remembered && !remembered.available ? remembered : null;
+  }
+
+  #fill() {
+    const agents = this.items.filter((i) => i.kind === "agent");
+    this.select.replaceChildren(...this.#options((item) => `${item.kind}:${item.id}`));
+    this.#choose();
 
     if (this.filter) {
       const keep = this.filter.value;
@@ -148,6 +184,32 @@ export class AgentPicker {
       const what = item.kind === "pipeline" ? "Pipeline" : "Agent";
       this.note.textContent = item.description ? item.description : `${what} “${item.name}” answers each clip.`;
     }
+  }
+
+  /**
+   * The person's default_agent (null: none). `saved`: they just chose it in their settings,
+   * so it also becomes this browser's pick. Preselects it when it applies (see the header).
+   */
+  setDefault(name, { saved = false } = {}) {
+    this.defaultName = name || null;
+    if (saved && name) store(this.#keyOf(name) || "", name);
+    if (!this.loaded) return; // load() chooses with it
+    const before = this.select.value;
+    this.#choose();
+    if (this.select.value === before) return;
+    this.#describe();
+    this.onChange(this.current());
+  }
+
+  /**
+   * Options for a dropdown of default_agent names (the settings' "Default Send to"): this
+   * list, plus `selected` when the list lacks it (kept, so saving other settings keeps it).
+   */
+  nameOptions(selected) {
+    const groups = this.#options((item) => item.id);
+    const known = this.items.some((item) => item.id === selected);
+    if (selected && !known) groups.push(h("option", { value: selected, text: `${selected} (not available now)` }));
+    return groups;
   }
 
   /** {agent_id?, pipeline?, name} for the upload; {} when no agent is chosen. */

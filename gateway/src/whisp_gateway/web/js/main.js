@@ -10,6 +10,8 @@
 //   stream.js    the Realtime socket (utterance.js: one press on it)
 //   streamed.js  a press that streams               partial.js  words while held
 //   pcm.js       the PCM tap (pcm-worklet.js, the audio thread)
+//   settings.js  "My settings" (vocabulary.js: words, replacements.js: rules,
+//                mydata.js: export and delete everything of mine)
 //
 // Streaming or upload, per press: a press streams (PCM over the Realtime socket, words under
 // the button while held, commit on release) when the socket is open and ready for the chosen
@@ -27,6 +29,7 @@ import { PartialLine } from "./partial.js";
 import { RateLimit } from "./ratelimit.js";
 import { MAX_RECORDING_MS } from "./recorder.js";
 import { createSession } from "./session.js";
+import { SettingsPanel } from "./settings.js";
 import { RealtimeLink } from "./stream.js";
 import { Streamer } from "./streamed.js";
 import { createTalk } from "./talk.js";
@@ -56,6 +59,24 @@ const agents = new AgentPicker({
   onChange: (target) => link.setTarget(target), // the socket's URL carries the agent
 });
 const nameOf = (id, kind) => agents.nameOf(id, kind);
+
+const settings = new SettingsPanel({
+  dialog: $("#settings"),
+  opener: $("#settings-open"),
+  agents,
+  userName: () => (session.user ? session.user.name : ""),
+  // A new default is this browser's pick too; saving other settings leaves the picker alone.
+  onSaved: (saved, previous) =>
+    agents.setDefault(saved.default_agent, { saved: !previous || saved.default_agent !== previous.default_agent }),
+  onDeleted: (_answer, text) => {
+    agents.setDefault(null);
+    live.clear();
+    history.clear();
+    history.reload();
+    notice.clear();
+    status.set(text);
+  },
+});
 
 /** A result's news: failures go to the alert, everything else to the status line. */
 function announce(text, { kind = "info", code = "", title = "", detail = "" } = {}) {
@@ -127,8 +148,10 @@ const session = createSession({
     agents.load().then(() => {
       history.rerender(); // agent names replace ids once known
       link.setTarget(agents.current()); // the remembered choice, now that it is known
+      settings.agentsLoaded();
     });
     history.reload();
+    settings.signedIn().then((mine) => mine && agents.setDefault(mine.default_agent));
     status.set("");
     if (!results.children.length) resultsEmpty.hidden = false;
   },
@@ -136,6 +159,8 @@ const session = createSession({
     connection.stop();
     link.stop();
     history.clear();
+    settings.signedOut();
+    agents.setDefault(null);
     if (byLogout) {
       live.clear();
       notice.clear();

@@ -275,6 +275,7 @@ export function createTalk({ button, level, timer, hooks }) {
   document.addEventListener("keydown", (event) => {
     if (!isSpace(event) || event.ctrlKey || event.metaKey || event.altKey) return;
     if (ownsSpace(event.target, button) || button.closest("[hidden]")) return;
+    if (document.querySelector("dialog[open]")) return; // a dialog over the page has the keyboard
     event.preventDefault(); // no page scroll, no button click
     if (event.repeat || spaceHeld) return;
     spaceHeld = true;
