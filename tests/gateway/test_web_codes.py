@@ -4,7 +4,8 @@ No browser: the page's ES modules are read as text and tokenized (comments skipp
 strings, template literals and regular expressions told apart), so a code in a comment
 does not count and a code hidden in a template or a regex does.
 
-- `web/js/codes.js` is exactly what `whisp_shared.codes.render_js()` writes;
+- `web/js/codes.js` is exactly what `whisp_shared.codes.render_js()` writes, and
+  `web/js/limits.js` what `whisp_shared.user_settings.render_limits_js()` does;
 - every `Code.NAME` the page uses exists in `ErrorCode`, and nothing reaches into `Code`
   by a computed name;
 - no module but codes.js spells a server code itself (as a string, an object key, a
@@ -26,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from whisp_shared import codes as codes_module
+from whisp_shared import user_settings
 from whisp_shared.codes import ErrorCode
 from whisp_shared.events import Event
 from whisp_shared.views import UserEvent
@@ -33,6 +35,7 @@ from whisp_shared.views import UserEvent
 WEB = Path(__file__).resolve().parents[2] / "gateway" / "src" / "whisp_gateway" / "web"
 JS = WEB / "js"
 CODES_JS = JS / "codes.js"
+LIMITS_JS = JS / "limits.js"
 MAX_MODULE_LINES = 400
 
 CODE_VALUES = {code.value for code in ErrorCode}
@@ -42,7 +45,7 @@ CODE_NAMES = {code.name for code in ErrorCode}
 def modules(*, with_codes: bool = False) -> list[Path]:
     found = sorted(JS.glob("*.js"))
     assert found, f"no modules under {JS}"
-    return [p for p in found if with_codes or p != CODES_JS]
+    return [p for p in found if with_codes or p not in (CODES_JS, LIMITS_JS)]
 
 
 def module_ids(paths: list[Path]) -> list[str]:
@@ -247,6 +250,13 @@ def test_codes_js_is_the_generated_copy_of_the_enum() -> None:
     assert CODES_JS.read_text(encoding="utf-8") == codes_module.render_js(), (
         "web/js/codes.js is stale: regenerate it with "
         "`python -m whisp_shared.codes > gateway/src/whisp_gateway/web/js/codes.js`"
+    )
+
+
+def test_limits_js_is_the_generated_copy_of_the_settings_bounds() -> None:
+    assert LIMITS_JS.read_text(encoding="utf-8") == user_settings.render_limits_js(), (
+        "web/js/limits.js is stale: regenerate it with `python -m whisp_shared.user_settings"
+        " > gateway/src/whisp_gateway/web/js/limits.js`"
     )
 
 

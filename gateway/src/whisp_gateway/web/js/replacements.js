@@ -5,9 +5,8 @@
 // shows them as `\n` (a backslash as `\\`, a tab as `\t`), and reading the field turns those
 // back. Any other backslash stays as typed, so "C:\dir" needs no escaping.
 
+import { Limit } from "./limits.js";
 import { h } from "./ui.js";
-
-export const MAX_REPLACEMENTS = 100; // whisp_shared.dictation.MAX_REPLACEMENTS
 
 const ESCAPES = { n: "\n", t: "\t", "\\": "\\" };
 
@@ -118,7 +117,7 @@ export class ReplacementRows {
 
   #counted() {
     const n = this.list.children.length;
-    this.count.textContent = `${n} of ${MAX_REPLACEMENTS} replacements.`;
-    this.addButton.disabled = n >= MAX_REPLACEMENTS;
+    this.count.textContent = `${n} of ${Limit.REPLACEMENTS} replacements.`;
+    this.addButton.disabled = n >= Limit.REPLACEMENTS;
   }
 }

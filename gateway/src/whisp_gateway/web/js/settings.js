@@ -11,6 +11,7 @@
 
 import { request } from "./api.js";
 import { Code } from "./codes.js";
+import { Limit } from "./limits.js";
 import { MyData } from "./mydata.js";
 import { ReplacementRows } from "./replacements.js";
 import { $, sentence } from "./ui.js";
@@ -60,6 +61,7 @@ export class SettingsPanel {
       preview: el("preview-input"),
       result: el("preview-result"),
     };
+    this.els.preview.maxLength = Limit.PREVIEW_CHARS;
     this.fieldErrors = {
       vocabulary: el("vocabulary-error"),
       replacements: el("replacements-error"),

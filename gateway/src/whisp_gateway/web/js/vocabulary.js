@@ -2,9 +2,8 @@
 // removable terms and a field to add one. Each term once (ignoring case), as the server
 // keeps them; how long a term may be is the server's to say (its 422 names the term).
 
+import { Limit } from "./limits.js";
 import { h } from "./ui.js";
-
-export const MAX_VOCABULARY = 200; // whisp_shared.dictation.MAX_VOCABULARY
 
 export class VocabularyList {
   /** list: the <ul>; input + add: the new term; count: "n of max"; error: the field's line. */
@@ -45,8 +44,8 @@ export class VocabularyList {
       this.error.textContent = `“${term}” is already in your words.`;
       return;
     }
-    if (this.terms.length >= MAX_VOCABULARY) {
-      this.error.textContent = `You have ${MAX_VOCABULARY} words, the most there can be: remove one first.`;
+    if (this.terms.length >= Limit.VOCABULARY) {
+      this.error.textContent = `You have ${Limit.VOCABULARY} words, the most there can be: remove one first.`;
       return;
     }
     this.terms.push(term);
@@ -82,6 +81,6 @@ export class VocabularyList {
       ),
     );
     this.list.hidden = this.terms.length === 0;
-    this.count.textContent = `${this.terms.length} of ${MAX_VOCABULARY} words.`;
+    this.count.textContent = `${this.terms.length} of ${Limit.VOCABULARY} words.`;
   }
 }
