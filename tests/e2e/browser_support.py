@@ -172,3 +172,23 @@ def sign_in(page: Any, base_url: str, token: str) -> None:
     page.fill("#token", token)
     page.press("#token", "Enter")
     page.locator("#connection[data-state=live]").wait_for(timeout=15_000)
+
+
+@contextmanager
+def rest_clients(
+    stack: Stack, tokens: Mapping[str, str], timeout_s: float = 30
+) -> Iterator[dict[str, Any]]:
+    """Each user's REST client on the stack (their bearer token): what the server holds."""
+    import httpx
+
+    clients = {
+        name: httpx.Client(
+            base_url=stack.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout_s
+        )
+        for name, token in tokens.items()
+    }
+    try:
+        yield clients
+    finally:
+        for client in clients.values():
+            client.close()

@@ -19,7 +19,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.browser_support import ARTIFACTS, Stack, chromium, sign_in, spoken_wav, whisp_stack
+from tests.e2e.browser_support import (
+    ARTIFACTS,
+    Stack,
+    chromium,
+    rest_clients,
+    sign_in,
+    spoken_wav,
+    whisp_stack,
+)
 from tests.support.tools import needs_tools, require_tool
 from whisp_shared.dictation import MAX_TERM_CHARS, Replacement, apply_replacements
 from whisp_shared.user_settings import UserSettings
@@ -71,18 +79,10 @@ def browser(clip: Path) -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def api(stacked: tuple[Stack, dict[str, str]]) -> Iterator[dict[str, httpx.Client]]:
     """Each user's REST client (bearer token): what the server really holds."""
-    stack, tokens = stacked
-    clients = {
-        name: httpx.Client(
-            base_url=stack.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-        )
-        for name, token in tokens.items()
-    }
-    put = clients["bob"].put("api/me/settings", json=BOBS)
-    assert put.status_code == 200, put.text
-    yield clients
-    for client in clients.values():
-        client.close()
+    with rest_clients(*stacked) as clients:
+        put = clients["bob"].put("api/me/settings", json=BOBS)
+        assert put.status_code == 200, put.text
+        yield clients
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.browser_support import Stack, whisp_stack
+from tests.e2e.browser_support import Stack, rest_clients, whisp_stack
 from tests.support.speech import Utterance, speech_corpus, word_error_rate
 from tests.transcription.test_vocabulary import NAMES, PARAGRAPH, VOCABULARY, names_right
 
@@ -58,14 +58,15 @@ def upload(client: httpx.Client, wav: Path) -> dict:
 def test_the_owners_settings_reach_the_worker_and_only_their_recordings(
     stacked: tuple[Stack, dict[str, str]], tmp_path: Path
 ) -> None:
-    stack, tokens = stacked
+    stack, _ = stacked
     clips: list[tuple[Utterance, Path]] = speech_corpus(tmp_path, [*NAMES, PARAGRAPH])
-    users = {
-        name: httpx.Client(
-            base_url=stack.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=120
-        )
-        for name, token in tokens.items()
-    }
+    with rest_clients(*stacked, timeout_s=120) as users:
+        check_settings_reach_their_owner(stack, users, clips)
+
+
+def check_settings_reach_their_owner(
+    stack: Stack, users: dict[str, httpx.Client], clips: list[tuple[Utterance, Path]]
+) -> None:
     saved = users["alice"].put("/api/me/settings", json=ALICE)
     assert saved.status_code == 200, saved.text
 
