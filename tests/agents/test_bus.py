@@ -15,13 +15,15 @@ from redis.asyncio import Redis
 
 from tests.agents.chat_stub import ChatStub, Reply
 from tests.agents.conftest import REGISTRY, make_settings, write_registry
-from tests.integration.bus_helpers import stream_events, wait_for
+from tests.integration.bus_helpers import depth_exported, stream_events, wait_for
+from tests.unit.k8s_render import keda_watches
 from whisp_agent.app import create_app
 from whisp_cli.redis_server import free_port
 from whisp_shared.bus import EventBus
+from whisp_shared.bus_depth import GROUP_LAG, GROUP_PENDING
 from whisp_shared.config import BusSettings
 from whisp_shared.events import AgentFailed, AgentResponded, TranscriptReady
-from whisp_shared.streams import RESPONSES, TRANSCRIPTS
+from whisp_shared.streams import AGENTS_GROUP, RESPONSES, TRANSCRIPTS
 
 
 def transcript(recording_id: str, text: str = "hello", **kw: object) -> TranscriptReady:
@@ -131,3 +133,17 @@ async def test_sigkill_mid_run_still_yields_exactly_one_response(
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
+
+
+async def test_exports_lag_and_pending_of_the_stream_keda_watches(
+    tmp_path: Path, bus_settings: BusSettings
+) -> None:
+    """The dashboard shows what KEDA scales the agents on: the agents group's lag and
+    pending on the transcripts."""
+    watched = keda_watches("agents")
+    assert watched == {(TRANSCRIPTS, AGENTS_GROUP)}
+    GROUP_LAG.clear()
+    GROUP_PENDING.clear()
+    app = create_app(make_settings(tmp_path), EventBus(bus_settings))
+    async with app.router.lifespan_context(app):
+        await wait_for(lambda: depth_exported(watched))

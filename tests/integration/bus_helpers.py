@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from whisp_shared.bus import Consumer, Handler
@@ -139,3 +140,12 @@ async def stream_len(redis: Redis, stream: str, n: int) -> bool:
 
 async def pending_is(redis: Redis, n: int) -> bool:
     return await pending_count(redis) == n
+
+
+async def depth_exported(watched: set[tuple[str, str]]) -> bool:
+    """This process exports a lag and a pending series for every (stream, group)."""
+    return all(
+        REGISTRY.get_sample_value(name, {"stream": stream, "group": group}) is not None
+        for stream, group in watched
+        for name in ("whisp_bus_group_lag", "whisp_bus_group_pending")
+    )

@@ -21,6 +21,7 @@ import pytest
 import redis
 
 from tests.integration.bus_helpers import Recorder, consumer, recording, stream_events
+from tests.integration.test_dlq import whisp
 from whisp_cli.redis_server import RedisServer, find_redis_server, free_port
 from whisp_shared.bus import EventBus
 from whisp_shared.config import BusSettings
@@ -149,6 +150,9 @@ async def test_a_failover_loses_no_accepted_recording(
     assert sorted(outputs) == sorted(accepted)
     assert set(outputs.values()) == {1}, "a recording was transcribed twice"
     assert "***" not in redacted(url)  # no password here: nothing to hide, nothing mangled
+    # Ops tooling finds the new master through the Sentinel too (the runbook's `whisp dlq`).
+    code, out = await whisp(url, "list")
+    assert (code, out.strip()) == (0, "No dead letters."), out
 
 
 @pytest.mark.parametrize(

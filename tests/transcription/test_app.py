@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import httpx
 
+from tests.integration.bus_helpers import depth_exported, wait_for
 from tests.transcription.conftest import WorkerFactory
+from tests.unit.k8s_render import keda_watches
+from whisp_shared.bus_depth import GROUP_LAG, GROUP_PENDING
 
 
 async def test_ready_once_the_model_is_loaded(running_worker: WorkerFactory) -> None:
@@ -27,3 +30,16 @@ async def test_unknown_paths_get_the_shared_error_body(running_worker: WorkerFac
         "message": "no such resource",
         "retryable": False,
     }
+
+
+async def test_exports_lag_and_pending_of_every_stream_keda_watches(
+    running_worker: WorkerFactory,
+) -> None:
+    """The dashboard shows what KEDA scales on: a lag and a pending series for each
+    (stream, group) a trigger of the transcription ScaledObject reads."""
+    watched = keda_watches("transcription")
+    assert len(watched) == 3  # uploads, clips, live
+    GROUP_LAG.clear()
+    GROUP_PENDING.clear()
+    async with running_worker():
+        await wait_for(lambda: depth_exported(watched))

@@ -6,14 +6,17 @@ Each overlay (`deploy/k8s/overlays/{dev,prod}`) is rendered offline with `kubect
 generated from its OpenAPI) and refuses an unknown field, a value of the wrong type or a
 missing required field, as the API server's strict field validation does; the client's own
 deserialiser drops unknown fields silently, so this walks the models' type tables instead.
-`pod_settings()` resolves a service's settings as its pod would (its ConfigMap and
-environment). Nothing is fetched.
+KEDA's objects have no model there: `crd_validator()` checks them against KEDA's own CRD
+schemas (committed in deploy/k8s/schemas), closed the way strict field validation closes
+them. `pod_settings()` resolves a service's settings as its pod would (its ConfigMap and
+environment, `$(VAR)` references expanded as the kubelet does). Nothing is fetched.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonschema  # type: ignore[import-untyped]
 import kubernetes.client
 import pytest
 import yaml
@@ -41,6 +45,11 @@ API_MODELS = {
     ("policy/v1", "PodDisruptionBudget"): "V1PodDisruptionBudget",
     ("networking.k8s.io/v1", "Ingress"): "V1Ingress",
 }
+# KEDA's kinds -> their CRD in deploy/k8s/schemas (copied from KEDA's release, see each header).
+KEDA_CRDS = {
+    ("keda.sh/v1alpha1", "ScaledObject"): "keda.sh_scaledobjects.yaml",
+    ("keda.sh/v1alpha1", "TriggerAuthentication"): "keda.sh_triggerauthentications.yaml",
+}
 PRIMITIVES: dict[str, type | tuple[type, ...]] = {
     "str": str,
     "int": int,
@@ -48,9 +57,6 @@ PRIMITIVES: dict[str, type | tuple[type, ...]] = {
     "float": (int, float),
     "datetime": str,
 }
-# Every metadata key KEDA 2.20.2's redis-streams scaler reads (pkg/scalers/redis_streams_scaler.go
-# and the connection fields of redis_scaler.go, tag `keda:"name=..."`): a misspelt key is
-
 SECRET_FOR_TESTS = "a-real-looking-secret-for-the-test-only"
 
 
@@ -125,8 +131,57 @@ def strict(data: Any, klass: str, path: str) -> Any:
     return model(**fields)
 
 
+def closed(schema: Any) -> Any:
+    """A CRD schema as strict field validation applies it: an object that lists its
+    properties takes no others (unless it preserves unknown fields)."""
+    if isinstance(schema, list):
+        return [closed(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: closed(v) for k, v in schema.items()}
+    if (
+        "properties" in out
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {k: closed(v) for k, v in schema["properties"].items()}
+    return out
+
+
+@functools.cache
+def crd_validator(api_version: str, kind: str) -> jsonschema.protocols.Validator:
+    """The validator of `kind` at `api_version` from its committed CRD."""
+    path = K8S / "schemas" / KEDA_CRDS[(api_version, kind)]
+    crd = next(d for d in yaml.safe_load_all(path.read_text()) if d)
+    assert crd["spec"]["names"]["kind"] == kind
+    version = api_version.rpartition("/")[2]
+    (served,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
+    schema = closed(served["schema"]["openAPIV3Schema"])
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
+    return cls(schema)
+
+
+def crd_errors(doc: dict[str, Any]) -> list[str]:
+    """What KEDA's CRD schema refuses in `doc` (strict: unknown fields too)."""
+    validator = crd_validator(doc["apiVersion"], doc["kind"])
+    return [
+        f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)
+    ]
+
+
 def scaled_objects(rendered: Rendered) -> dict[str, dict[str, Any]]:
     return {d["spec"]["scaleTargetRef"]["name"]: d for d in rendered.all("ScaledObject")}
+
+
+def keda_watches(target: str) -> set[tuple[str, str]]:
+    """(stream, consumer group) of every trigger of `target`'s ScaledObject, in every overlay."""
+    return {
+        (t["metadata"]["stream"], t["metadata"]["consumerGroup"])
+        for overlay in OVERLAYS
+        for t in scaled_objects(Rendered(overlay, render(overlay)))[target]["spec"]["triggers"]
+    }
 
 
 def pod_settings(
@@ -152,15 +207,72 @@ def pod_settings(
     for key in list(os.environ):
         if key.startswith("WHISP_") or key in {"REDIS_URL", "OPENAI_API_KEY", "DATABASE_URL"}:
             monkeypatch.delenv(key)
-    for name, var in env.items():
-        if "value" in var:
-            monkeypatch.setenv(name, var["value"])
-        elif not var["valueFrom"]["secretKeyRef"].get("optional", False):
-            monkeypatch.setenv(name, SECRET_FOR_TESTS)
+    for name, value in container_env(container).items():
+        monkeypatch.setenv(name, value)
     if "DATABASE_URL" in env:
         monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://u:p@db:5432/whisptt")
     monkeypatch.setenv("WHISP_CONFIG", str(path))
     return cls()
+
+
+@dataclass(frozen=True)
+class RedisTopology:
+    """Redis with Sentinel as the prod overlay's pods are told it (the redis-ha ConfigMap)."""
+
+    nodes: list[str]
+    """Every Redis server as host:port, in pod order."""
+    sentinels: list[str]
+    """Every Sentinel as host:port, in pod order."""
+    master_name: str
+    password_refs: dict[str, dict[str, str]]
+    """REDIS_PASSWORD / REDIS_SENTINEL_PASSWORD -> the secretKeyRef the Redis pods read."""
+
+
+def redis_topology(rendered: Rendered) -> RedisTopology | None:
+    """The overlay's Redis with Sentinel; None for a single Redis (no Sentinel container)."""
+    pod = rendered.get("StatefulSet", "redis")["spec"]["template"]["spec"]
+    containers = {c["name"]: c for c in pod["containers"]}
+    if "sentinel" not in containers:
+        return None
+    (config,) = {
+        source["configMapRef"]["name"]
+        for container in containers.values()
+        for source in container["envFrom"]
+    }
+    data = rendered.get("ConfigMap", config)["data"]
+    refs = {
+        var["name"]: var["valueFrom"]["secretKeyRef"]
+        for var in containers["redis"]["env"]
+        if var["name"] in ("REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD")
+    }
+    return RedisTopology(
+        data["REDIS_NODES"].split(","),
+        data["SENTINELS"].split(","),
+        data["REDIS_MASTER_NAME"],
+        refs,
+    )
+
+
+def container_env(container: dict[str, Any], pod_name: str = "pod-0") -> dict[str, str]:
+    """The environment the kubelet gives `container`: each secret as a real-looking stand-in
+    naming its key (`secret_value`), the pod's name for its downward-API field, and `$(VAR)`
+    replaced by a variable defined before it."""
+    env: dict[str, str] = {}
+    for var in container.get("env", []):
+        source = var.get("valueFrom", {})
+        if "value" in var:
+            env[var["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env.get(m[1], m[0]), var["value"])
+        elif "fieldRef" in source:
+            assert source["fieldRef"]["fieldPath"] == "metadata.name", var
+            env[var["name"]] = pod_name
+        elif not source["secretKeyRef"].get("optional", False):
+            env[var["name"]] = secret_value(source["secretKeyRef"]["key"])
+    return env
+
+
+def secret_value(key: str) -> str:
+    """The stand-in for the Secret's `key` (URL-safe, as `secrets.token_urlsafe` makes them)."""
+    return f"{SECRET_FOR_TESTS}-{key}"
 
 
 def app_settings_class(svc: Svc) -> type[ServiceSettings]:

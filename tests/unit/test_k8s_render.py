@@ -1,8 +1,9 @@
 """The rendered overlays held to the Kubernetes API and to the code (tests/unit/k8s_render.py
-renders them): every core object valid as the API's types, every pod at the `restricted`
-Pod Security level with probes and measured resources, the settings each pod resolves, the
-Services its URLs name, the Secret it reads, disruption budgets, volumes, the Ingress.
-Scaling and draining: test_k8s_scaling.py.
+renders them): every core object valid as the API's types and KEDA's against KEDA's CRDs,
+every pod at the `restricted` Pod Security level with probes and measured resources, the
+settings each pod resolves (prod: Redis through the Sentinels the Redis pods run, with their
+passwords), the Services its URLs name, the Secret it reads, disruption budgets, volumes, the
+Ingress. Scaling and draining: test_k8s_scaling.py.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
@@ -20,17 +21,24 @@ from kubernetes.utils import parse_quantity
 from tests.unit.k8s_render import (
     API_MODELS,
     K8S,
+    KEDA_CRDS,
     Rendered,
     app_settings_class,
+    container_env,
+    crd_errors,
     pod_labels,
     pod_settings,
+    redis_topology,
     scaled_objects,
+    secret_value,
     strict,
 )
 from tests.unit.test_deploy_static import APPS, BY_NAME, ROOT, load_yaml
 from whisp_shared.config import BusSettings
+from whisp_shared.redis_client import is_sentinel, open_redis
 
 SECRET_EXAMPLE = K8S / "secret.example.yaml"
+REDIS_HA_SCRIPT = K8S / "overlays" / "prod" / "redis-ha.sh"
 RESTRICTED_VOLUMES = {
     "config_map", "empty_dir", "persistent_volume_claim", "secret", "projected",
     "downward_api", "csi", "ephemeral",
@@ -38,14 +46,19 @@ RESTRICTED_VOLUMES = {
 
 
 def test_every_object_is_a_valid_api_object(rendered: Rendered) -> None:
+    """Core objects as the API's models; KEDA's (ScaledObject, TriggerAuthentication)
+    against KEDA's CRD schemas, their metadata as the API's."""
     kinds = {(d["apiVersion"], d["kind"]) for d in rendered.docs}
-    unknown = kinds - set(API_MODELS) - {("keda.sh/v1alpha1", "ScaledObject")}
-    assert not unknown, f"add these kinds to API_MODELS (and check them): {unknown}"
+    unknown = kinds - set(API_MODELS) - set(KEDA_CRDS)
+    assert not unknown, f"add these kinds to API_MODELS or KEDA_CRDS (and check them): {unknown}"
     for doc in rendered.docs:
-        if doc["kind"] == "ScaledObject":
-            continue
         name = f"{rendered.overlay}:{doc['kind']}/{doc['metadata']['name']}"
-        strict(doc, API_MODELS[(doc["apiVersion"], doc["kind"])], name)
+        kind = (doc["apiVersion"], doc["kind"])
+        if kind in KEDA_CRDS:
+            assert not crd_errors(doc), f"{name}: {crd_errors(doc)}"
+            strict(doc["metadata"], "V1ObjectMeta", name)
+        else:
+            strict(doc, API_MODELS[kind], name)
 
 
 def test_strict_building_refuses_what_the_api_refuses() -> None:
@@ -74,7 +87,24 @@ def test_each_pod_resolves_its_settings_as_deployed(
     assert settings.host == "0.0.0.0"
     (container,) = rendered.get("Deployment", name)["spec"]["template"]["spec"]["containers"]
     assert settings.port in {p["containerPort"] for p in container["ports"]}
-    assert urlsplit(bus.redis_url).hostname == "redis"
+    topology = redis_topology(rendered)
+    if topology is None:  # the one Redis of the base, by its Service
+        assert bus.redis_url == "redis://redis:6379/0"
+        return
+    # Through the Sentinels of the Redis pods, with the passwords they were given, and a
+    # publish held until a replica has it (a failover then loses nothing accepted).
+    url = urlsplit(bus.redis_url)
+    assert is_sentinel(bus.redis_url)
+    assert url.netloc.rpartition("@")[2].split(",") == topology.sentinels
+    assert url.path.strip("/").split("/") == [topology.master_name, "0"]
+    assert url.password == secret_value(topology.password_refs["REDIS_PASSWORD"]["key"])
+    assert parse_qs(url.query) == {
+        "sentinel_password": [
+            secret_value(topology.password_refs["REDIS_SENTINEL_PASSWORD"]["key"])
+        ]
+    }
+    assert bus.replicas_to_ack >= 1
+    open_redis(bus.redis_url)  # the services' own parsing takes it
 
 
 # --- pods -------------------------------------------------------------------------------
@@ -151,14 +181,72 @@ def test_service_urls_in_the_environment_name_rendered_services(rendered: Render
         for var in container.get("env", []):
             if var["name"].endswith("_HOST") and var.get("value") not in (None, "0.0.0.0"):
                 assert var["value"] in ports, f"{name}: {var['name']}={var['value']}"
-            url = urlsplit(str(var.get("value", "")))
+            value = str(var.get("value", ""))
+            url = urlsplit(value)
             if url.scheme in ("http", "redis") and url.hostname:
                 assert url.port in ports.get(url.hostname, set()), f"{name}: {var['name']}"
+            if is_sentinel(value):  # pod names of a headless Service: <pod>.<service>.<ns>…
+                for address in url.netloc.rpartition("@")[2].split(","):
+                    host, _, port = address.rpartition(":")
+                    service = host.split(".")[1]
+                    assert int(port) in ports.get(service, set()), f"{name}: {address}"
+
+
+def test_redis_pods_agree_on_one_sentinel_topology(rendered: Rendered) -> None:
+    """prod: every pod of the `redis` StatefulSet finds itself in the lists its Redis and its
+    Sentinel are given (pod N is entry N), by a name the headless Service publishes before
+    the pod is ready, on the ports the containers listen on; a majority quorum; the script
+    they run is the committed one."""
+    topology = redis_topology(rendered)
+    statefulset = rendered.get("StatefulSet", "redis")
+    if topology is None:
+        assert statefulset["spec"]["replicas"] == 1, "a single Redis has no failover to share"
+        return
+    pod = statefulset["spec"]["template"]["spec"]
+    containers = {c["name"]: c for c in pod["containers"]}
+    assert set(containers) == {"redis", "sentinel"}
+    replicas = statefulset["spec"]["replicas"]
+    assert replicas == len(topology.nodes) == len(topology.sentinels) >= 3
+    service = rendered.get("Service", statefulset["spec"]["serviceName"])
+    assert service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"]
+    namespace = statefulset["metadata"]["namespace"]
+    own_port = {"redis": "REDIS_SELF", "sentinel": "SENTINEL_SELF"}
+    own_password = {"redis": "REDIS_PASSWORD", "sentinel": "REDIS_SENTINEL_PASSWORD"}
+    for name, container in containers.items():
+        env0 = container_env(container)
+        assert env0["REDISCLI_AUTH"] == env0[own_password[name]], "the probes authenticate"
+        refs = {v["name"]: v["valueFrom"]["secretKeyRef"] for v in container["env"]
+                if v["name"] in topology.password_refs}  # fmt: skip
+        assert refs == topology.password_refs, name
+        (listens,) = [p["containerPort"] for p in container["ports"]]
+        assert {p["port"] for p in service["spec"]["ports"]} >= {listens}
+        for ordinal in range(replicas):
+            env = container_env(container, pod_name=f"{statefulset['metadata']['name']}-{ordinal}")
+            pod_host = (
+                f"{env['POD_NAME']}.{service['metadata']['name']}.{namespace}.svc.cluster.local"
+            )
+            assert env["REDIS_SELF"] == topology.nodes[ordinal] == f"{pod_host}:{6379}"
+            assert env["SENTINEL_SELF"] == topology.sentinels[ordinal]
+            assert env[own_port[name]] == f"{pod_host}:{listens}"
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        script = container["command"][-1]
+        volume = next(v for v in pod["volumes"] if v["name"] == mounts[str(Path(script).parent)])
+        config = rendered.get("ConfigMap", volume["configMap"]["name"])
+        assert config["data"][Path(script).name] == REDIS_HA_SCRIPT.read_text()
+        assert container["args"] == [name]
+    (quorum,) = re.findall(r"sentinel monitor .* (\d+)\"$", REDIS_HA_SCRIPT.read_text(), re.M)
+    assert len(topology.sentinels) // 2 < int(quorum) <= len(topology.sentinels) - 1, (
+        "a majority decides, and a failover still happens with one pod gone"
+    )
 
 
 def test_secrets_come_from_the_documented_secret(rendered: Rendered) -> None:
     example = next(d for d in yaml.safe_load_all(SECRET_EXAMPLE.read_text()) if d)
     documented = set(example["stringData"])
+    for auth in rendered.all("TriggerAuthentication"):  # what KEDA reads
+        for ref in auth["spec"]["secretTargetRef"]:
+            assert ref["name"] == example["metadata"]["name"]
+            assert ref["key"] in documented, ref["key"]
     for name, _pod, container in containers(rendered):
         for var in container.get("env", []):
             if re.search(r"(SECRET|API_KEY|TOKEN|PASSWORD|DATABASE_URL)$", var["name"]):

@@ -1,15 +1,15 @@
-"""KEDA and draining, on the rendered overlays (tests/unit/k8s_render.py): every
-ScaledObject valid against KEDA's CRD schema (committed in deploy/k8s/schemas, closed the way
-strict field validation closes it) and what KEDA's webhook checks (min <= max, the formula's
-names); triggers on the lag *and* pending entries of every stream a group reads; the formula
+"""KEDA and draining, on the rendered overlays (tests/unit/k8s_render.py): what KEDA's
+webhook checks beyond its CRD schemas (min <= max, the formula's names; the schemas
+themselves are checked with every object in test_k8s_render.py); triggers on the lag *and*
+pending entries of every stream a group reads, reaching the Redis the services use (dev: the
+one Redis; prod: its Sentinels, with the TriggerAuthentication's passwords); the formula
 asking for exactly the workers that hold work in flight; termination grace covering each
-pod's drain; consumer names that are pod names.
+pod's drain, from the services' own shutdown setting; consumer names that are pod names.
 """
 
 from __future__ import annotations
 
 import ast
-import functools
 import math
 import operator
 import os
@@ -17,22 +17,36 @@ import socket
 from pathlib import Path
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]
 import pytest
-import yaml
 
-from tests.unit.k8s_render import K8S, Rendered, pod_settings, render, scaled_objects, strict
-from tests.unit.test_deploy_static import APPS
+from tests.unit.k8s_render import (
+    Rendered,
+    app_settings_class,
+    crd_errors,
+    pod_settings,
+    redis_topology,
+    render,
+    scaled_objects,
+)
+from tests.unit.test_deploy_static import APPS, BY_NAME
 from whisp_shared import service, streams
 from whisp_shared.bus import default_consumer_name
 from whisp_shared.config import BusSettings
 
-KEDA_CRD = K8S / "schemas" / "keda.sh_scaledobjects.yaml"
+# Every metadata key KEDA 2.20.2's redis-streams scalers read (pkg/scalers/redis_streams_scaler.go
+# and the connection fields of redis_scaler.go, tag `keda:"name=..."`): a misspelt key is
+# silently ignored by KEDA, so it is refused here.
 REDIS_STREAMS_KEYS = {
     "address", "addresses", "host", "hosts", "port", "ports", "username", "password",
     "sentinelUsername", "sentinelPassword", "sentinelMaster", "unsafeSsl", "enableTLS",
     "stream", "consumerGroup", "databaseIndex", "lagCount", "pendingEntriesCount",
     "streamLength", "activationLagCount",
+}  # fmt: skip
+# What a TriggerAuthentication may give those scalers (`order=...authParams` in the same tags).
+REDIS_AUTH_PARAMS = {
+    "address", "addresses", "host", "hosts", "port", "ports", "username", "password",
+    "sentinelUsername", "sentinelPassword", "sentinelMaster", "tls", "cert", "key",
+    "keyPassword", "ca",
 }  # fmt: skip
 # What each consumer group reads (whisp_shared.streams; the consumers in the services).
 GROUP_READS = {
@@ -52,50 +66,25 @@ STOP_OVERHEAD_S = 10  # the bus's last read, writing finishes, the hand-back (bu
 # --- KEDA ------------------------------------------------------------------------------
 
 
-def closed(schema: Any) -> Any:
-    """The CRD schema as strict field validation applies it: an object that lists its
-    properties takes no others (unless it preserves unknown fields)."""
-    if isinstance(schema, list):
-        return [closed(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: closed(v) for k, v in schema.items()}
-    if (
-        "properties" in out
-        and "additionalProperties" not in out
-        and not out.get("x-kubernetes-preserve-unknown-fields")
-    ):
-        out["additionalProperties"] = False
-    if isinstance(out.get("properties"), dict):
-        out["properties"] = {k: closed(v) for k, v in schema["properties"].items()}
-    return out
-
-
-@functools.cache
-def keda_validator() -> jsonschema.protocols.Validator:
-    crd = next(d for d in yaml.safe_load_all(KEDA_CRD.read_text()) if d)
-    assert crd["spec"]["names"]["kind"] == "ScaledObject"
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
-    schema = closed(version["schema"]["openAPIV3Schema"])
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
-    return cls(schema)
-
-
-def test_scaled_objects_match_kedas_schema(rendered: Rendered) -> None:
+def test_scaled_objects_pass_what_kedas_webhook_checks(rendered: Rendered) -> None:
+    """Each ScaledObject's schema is checked with every object (test_k8s_render.py); its
+    webhook also wants min <= max (the CRD's CEL rule) and a formula over its triggers."""
     objects = rendered.all("ScaledObject")
     assert objects
     for so in objects:
-        errors = [e.message for e in keda_validator().iter_errors(so)]
-        assert not errors, f"{so['metadata']['name']}: {errors}"
-        strict(so["metadata"], "V1ObjectMeta", so["metadata"]["name"])
-        spec = so["spec"]
-        assert spec["minReplicaCount"] <= spec["maxReplicaCount"]  # the CRD's CEL rule
+        assert so["spec"]["minReplicaCount"] <= so["spec"]["maxReplicaCount"]
+        assert Formula(so).names == {t["name"] for t in so["spec"]["triggers"]}
 
 
-def test_kedas_schema_refuses_a_misspelt_field() -> None:
+def test_kedas_schemas_refuse_a_misspelt_field() -> None:
     so = scaled_objects(Rendered("dev", render("dev")))["transcription"]
-    bad = {**so, "spec": {**so["spec"], "maxReplicas": 3}}
-    assert list(keda_validator().iter_errors(bad))
+    assert not crd_errors(so)
+    assert crd_errors({**so, "spec": {**so["spec"], "maxReplicas": 3}})
+    auth = Rendered("prod", render("prod")).get("TriggerAuthentication", "redis")
+    assert not crd_errors(auth)
+    (ref, *_) = auth["spec"]["secretTargetRef"]
+    misspelt = {**auth, "spec": {"secretTargetRef": [{**ref, "paramter": "password"}]}}
+    assert crd_errors(misspelt)
 
 
 class Formula:
@@ -145,11 +134,8 @@ def test_keda_watches_lag_and_pending_of_every_stream_the_group_reads(
     assert so["spec"]["scaleTargetRef"].get("kind", "Deployment") == "Deployment"
     assert "replicas" not in deployment["spec"], "KEDA owns the replica count"
     group, reads = GROUP_READS[target]
-    namespace = so["metadata"]["namespace"]
-    redis_port = {p["port"] for p in rendered.get("Service", "redis")["spec"]["ports"]}
     measured: set[tuple[str, str]] = set()
     for trigger in so["spec"]["triggers"]:
-        assert trigger["type"] == "redis-streams"
         meta = trigger["metadata"]
         assert set(meta) <= REDIS_STREAMS_KEYS, set(meta) - REDIS_STREAMS_KEYS
         assert meta["consumerGroup"] == group
@@ -157,11 +143,38 @@ def test_keda_watches_lag_and_pending_of_every_stream_the_group_reads(
         (kind,) = {"lagCount", "pendingEntriesCount"} & set(meta)
         assert int(meta[kind]) >= 1
         measured.add((meta["stream"], kind))
-        host, _, port = meta["address"].rpartition(":")
-        assert host == f"redis.{namespace}.svc.cluster.local", "KEDA runs in its own namespace"
-        assert int(port) in redis_port
     assert measured == {(s, k) for s in reads for k in ("lagCount", "pendingEntriesCount")}
-    assert Formula(so).names == {t["name"] for t in so["spec"]["triggers"]}
+
+
+@pytest.mark.parametrize("target", sorted(GROUP_READS))
+def test_keda_reaches_the_redis_the_services_use(rendered: Rendered, target: str) -> None:
+    """dev: the one Redis, by its Service's full name (KEDA runs in its own namespace). prod:
+    through the Sentinels the services' REDIS_URL names, with the Redis pods' passwords."""
+    so = scaled_objects(rendered)[target]
+    namespace = so["metadata"]["namespace"]
+    topology = redis_topology(rendered)
+    for trigger in so["spec"]["triggers"]:
+        meta = trigger["metadata"]
+        addresses = meta["addresses"].split(",")
+        if topology is None:
+            assert trigger["type"] == "redis-streams"
+            redis_ports = {p["port"] for p in rendered.get("Service", "redis")["spec"]["ports"]}
+            (address,) = addresses
+            host, _, port = address.rpartition(":")
+            assert host == f"redis.{namespace}.svc.cluster.local"
+            assert int(port) in redis_ports
+            assert "authenticationRef" not in trigger and "sentinelMaster" not in meta
+            continue
+        assert trigger["type"] == "redis-sentinel-streams"
+        assert addresses == topology.sentinels
+        assert meta["sentinelMaster"] == topology.master_name
+        auth = rendered.get("TriggerAuthentication", trigger["authenticationRef"]["name"])
+        given = {r["parameter"]: r for r in auth["spec"]["secretTargetRef"]}
+        assert set(given) <= REDIS_AUTH_PARAMS, set(given) - REDIS_AUTH_PARAMS
+        for parameter, variable in (("password", "REDIS_PASSWORD"),
+                                    ("sentinelPassword", "REDIS_SENTINEL_PASSWORD")):  # fmt: skip
+            assert given[parameter]["name"] == topology.password_refs[variable]["name"]
+            assert given[parameter]["key"] == topology.password_refs[variable]["key"]
 
 
 def test_scaling_counts_work_in_flight_and_never_more(
@@ -201,8 +214,9 @@ def test_agent_scaling_counts_runs_in_flight(
 # --- draining ---------------------------------------------------------------------------
 
 
-def uvicorn_drain_s(monkeypatch: pytest.MonkeyPatch) -> float:
-    """How long `whisp_shared.service.serve` lets uvicorn wait for open connections."""
+def test_serve_gives_uvicorn_the_shutdown_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`whisp_shared.service.serve` drains open requests for `shutdown_timeout_s`, the
+    number the grace periods below are checked against, not a figure of its own."""
     seen: list[Any] = []
 
     class Capture:
@@ -216,16 +230,17 @@ def uvicorn_drain_s(monkeypatch: pytest.MonkeyPatch) -> float:
     monkeypatch.setattr(service, "configure_logging", lambda *_: None)
     from whisp_audio.settings import AudioSettings
 
-    service.serve("test", "x:y", AudioSettings.model_construct())
-    return float(seen[0].timeout_graceful_shutdown)
+    service.serve("test", "x:y", AudioSettings.model_construct(shutdown_timeout_s=7))
+    assert seen[0].timeout_graceful_shutdown == 7
 
 
 @pytest.mark.parametrize("name", [s.name for s in APPS])
 def test_termination_grace_covers_the_drain(
     rendered: Rendered, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A stopped pod gets its preStop pause, uvicorn's connection drain, the bus's
-    graceful_timeout_s for handlers in flight and the stop itself, before SIGKILL."""
+    """A stopped pod gets its preStop pause, uvicorn's connection drain (the service's
+    `shutdown_timeout_s`), the bus's graceful_timeout_s for handlers in flight (which covers
+    the longest clip) and the stop itself, before SIGKILL."""
     from whisp_agent.settings import AgentSettings
     from whisp_audio.settings import AudioSettings
     from whisp_transcription.settings import TranscriptionSettings
@@ -233,7 +248,8 @@ def test_termination_grace_covers_the_drain(
     pod = rendered.get("Deployment", name)["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     pause = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
-    drain = uvicorn_drain_s(monkeypatch)
+    app = pod_settings(rendered, name, app_settings_class(BY_NAME[name]), tmp_path, monkeypatch)
+    drain = app.shutdown_timeout_s
     graceful = pod_settings(rendered, name, BusSettings, tmp_path, monkeypatch).graceful_timeout_s
     assert pod["terminationGracePeriodSeconds"] >= pause + drain + graceful + STOP_OVERHEAD_S
     if name == "transcription":  # the longest clip finishes, even on a slower node

@@ -27,6 +27,8 @@ from agents.memory import Session
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
+from whisp_shared.redis_client import open_redis
+
 HISTORY_PREFIX = "whisp:agents:history:"
 SESSION_PREFIX = "whisp:agents:session"
 SDK_SESSIONS_TABLE = "agent_sessions"
@@ -158,8 +160,8 @@ class RedisSessions:
 
     @property
     def redis(self) -> Redis:
-        if self._redis is None:
-            self._redis = Redis.from_url(self.url)
+        if self._redis is None:  # plain, TLS or Sentinel, as the bus reaches Redis
+            self._redis = open_redis(self.url)
         return self._redis
 
     def open(self, user_id: str, session_id: str) -> Session:

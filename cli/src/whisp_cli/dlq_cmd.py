@@ -34,6 +34,7 @@ from whisp_shared.dead_letters import (
     list_dead,
     replay,
 )
+from whisp_shared.redis_client import open_redis
 
 T = TypeVar("T")
 
@@ -64,7 +65,7 @@ def _redis_url(explicit: str | None, data_dir: Path) -> str:
 
 def _run(url: str, work: Callable[[Redis], Awaitable[T]]) -> T:
     async def go() -> T:
-        redis = Redis.from_url(url, socket_connect_timeout=3.0)
+        redis = open_redis(url, socket_connect_timeout=3.0)
         try:
             return await work(redis)
         finally:

@@ -36,6 +36,7 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from whisp_shared.bus_consumer import Consumer, FailureFactory, Handler
+from whisp_shared.bus_depth import read_depth
 from whisp_shared.bus_group import GroupReader, ensure_group
 from whisp_shared.bus_trim import Trimmer
 from whisp_shared.codec import encode_entry
@@ -129,15 +130,8 @@ class EventBus:
 
     async def group_lag(self, stream: str, group: str) -> int:
         """Entries of `stream` the group has not finished: never delivered plus pending."""
-        for info in await self.redis.xinfo_groups(stream):
-            if info["name"].decode() != group:
-                continue
-            lag = info.get("lag")
-            if lag is None:  # Redis < 7 has no lag field: count what follows the cursor
-                last = info["last-delivered-id"].decode()
-                lag = len(await self.redis.xrange(stream, min=f"({last}", count=100_000) or [])
-            return int(lag) + int(info["pending"])
-        return 0
+        depth = await read_depth(self.redis, stream, group)
+        return depth.lag + depth.pending
 
     async def publish(self, stream: str, event: EventBase) -> str:
         """XADD one event; returns its stream id. With `replicas_to_ack`, it returns once

@@ -20,7 +20,11 @@ Four kinds of task share a table of the entries this process holds (`held`):
 On stop: no more reads; entries no worker has started are handed back at once (their idle
 time set past `claim_idle_ms`, their delivery count as it was before this process took
 them), in-flight handlers get `graceful_timeout_s`, their finishes are written, and
-whatever is still held is handed back the same way for a peer to finish.
+whatever is still held is handed back the same way for a peer to finish. Last, a process
+that holds nothing any more leaves the group (XGROUP DELCONSUMER, only while its pending
+count is 0, checked in the same script): a scaled-in pod does not stay behind as a dead
+name in XINFO CONSUMERS. One that still has entries pending (handed back, or left for a
+retry) stays, since deleting a consumer drops its pending entries, and a peer reclaims them.
 """
 
 from __future__ import annotations
@@ -45,6 +49,13 @@ log = get_logger(__name__)
 
 BACKOFF_S = 1.0
 """Pause after a failed read (Redis restarting) before trying again."""
+LEAVE_LUA = """
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return 0 end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+"""Remove consumer ARGV[2] from group ARGV[1] of stream KEYS[1] if nothing is pending for
+it (1), else leave it (0): one step, so no entry is dropped with the consumer."""
 
 
 class GroupReader:
@@ -69,6 +80,7 @@ class GroupReader:
         self._backlog = False
         self._finisher = Finisher(redis, consumer, settings, self._let_go)
         self._read_script = redis.register_script(READ_LUA)
+        self._leave_script = redis.register_script(LEAVE_LUA)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -84,7 +96,8 @@ class GroupReader:
 
     async def stop(self) -> None:
         """Stop reading; hand back what no worker started; give in-flight work
-        `graceful_timeout_s` to finish and be written; hand back the rest."""
+        `graceful_timeout_s` to finish and be written; hand back the rest; leave the group
+        if nothing is pending for this consumer any more."""
         deadline = time.monotonic() + self.settings.graceful_timeout_s
         # A flag as well as cancel(): on Python 3.11 redis-py's wait_for can swallow a
         # cancel; the flag then ends the loop after its current read.
@@ -113,6 +126,7 @@ class GroupReader:
         self._beating.set()
         await asyncio.wait([self._heartbeat], timeout=2.0)
         await self._hand_back(list(self._held.values()))
+        await self._leave()
 
     # --- reading -------------------------------------------------------------------------
 
@@ -306,6 +320,22 @@ class GroupReader:
             await pipe.execute()
         except Exception as exc:  # they stay pending and go idle on their own
             log.warning("handing entries back failed", stream=consumer.stream, error=str(exc))
+
+    async def _leave(self) -> None:
+        """XGROUP DELCONSUMER this consumer, unless entries are still pending for it."""
+        consumer = self.consumer
+        try:
+            left = await self._leave_script(
+                keys=[consumer.stream], args=[consumer.group, self.name]
+            )
+        except Exception as exc:  # Redis away: the name stays, as after a crash
+            log.warning("leaving the group failed", stream=consumer.stream, error=str(exc))
+            return
+        if left:
+            log.info("left the group", stream=consumer.stream, group=consumer.group)
+        else:
+            log.info("stays in the group: entries pending for a peer to reclaim",
+                     stream=consumer.stream, group=consumer.group)  # fmt: skip
 
 
 async def ensure_group(redis: Redis, stream: str, group: str) -> None:

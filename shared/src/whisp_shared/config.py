@@ -137,6 +137,11 @@ class ServiceSettings(SectionSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    shutdown_timeout_s: int = Field(default=30, ge=0)
+    """On SIGTERM, how long the server lets open requests finish (uvicorn's
+    `timeout_graceful_shutdown`; SSE streams end at once) before its lifespan stops the bus,
+    which gives work in flight `bus.graceful_timeout_s` more. A pod's
+    terminationGracePeriodSeconds covers both (deploy/README.md, "Draining")."""
 
 
 class BusSettings(SectionSettings):

@@ -148,7 +148,8 @@ class _Server(uvicorn.Server):
 
 
 def serve(service: str, factory: str, settings: ServiceSettings) -> None:
-    """Run `factory` (a 'module:function' path) under uvicorn with our JSON logging."""
+    """Run `factory` (a 'module:function' path) under uvicorn with our JSON logging; on
+    SIGTERM open requests get `settings.shutdown_timeout_s`, then the lifespan stops."""
     configure_logging(service, LoggingSettings())
     config = uvicorn.Config(
         factory,
@@ -156,6 +157,6 @@ def serve(service: str, factory: str, settings: ServiceSettings) -> None:
         host=settings.host,
         port=settings.port,
         log_config=None,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
     )
     _Server(config).run()

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from whisp_shared.bus import EventBus
+from whisp_shared.bus_depth import watch_depth
 from whisp_shared.config import BusSettings
 from whisp_shared.logs import get_logger
 from whisp_shared.service import background, create_service_app
@@ -61,6 +62,7 @@ def create_app(
     transcriber = Transcriber(engine, fetcher, settings, thread, use)
     live = LiveTranscriber(engine, bus, settings, thread, use)
     takes_live = settings.max_live_sessions > 0
+    consumers = [*transcriber.consumers(), *([live.consumer()] if takes_live else [])]
     state = {"model_ready": False}
 
     @asynccontextmanager
@@ -80,7 +82,8 @@ def create_app(
             state["model_ready"] = True
             metrics.MODEL_LOADED.set(1)
             log.info("model loaded", engine=engine.name, model=engine.model_name)
-        loops = [metrics.refresh_queue_lag(bus, live=takes_live)]
+        # What the group has left of each stream it reads, as KEDA measures it.
+        loops = [watch_depth(bus.redis, [(c.stream, c.group) for c in consumers])]
         if settings.idle_unload_s:
             loops.append(transcriber.unload_when_idle(settings.idle_unload_s))
         try:
@@ -93,10 +96,8 @@ def create_app(
     async def model_ready() -> bool:
         return state["model_ready"]
 
-    for consumer in transcriber.consumers():
+    for consumer in consumers:
         bus.consume(consumer)
-    if takes_live:
-        bus.consume(live.consumer())
     app = create_service_app(
         "WhisPTT transcription worker", bus, lifespan=lifespan, checks={"model": model_ready}
     )
