@@ -64,7 +64,8 @@ pipelines:
 def _isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No repository config.yaml, no real keys: tests say everything they rely on."""
     monkeypatch.setenv("WHISP_CONFIG", str(tmp_path / "absent-config.yaml"))
-    for name in ("OPENAI_API_KEY", "WHISP_AGENTS__OPENAI_API_KEY", "WHISP_AGENTS__SERVICE_TOKEN"):
+    for name in ("OPENAI_API_KEY", "WHISP_AGENTS__OPENAI_API_KEY", "WHISP_AGENTS__SERVICE_TOKEN",
+                 "DATABASE_URL", "WHISP_AGENTS__DATABASE_URL"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
     set_tracing_disabled(True)
 

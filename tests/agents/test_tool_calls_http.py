@@ -278,7 +278,7 @@ async def test_offline_the_secretary_is_listed_unavailable_with_the_reason(
     async with httpx.AsyncClient(transport=transport, base_url="http://agents") as c:
         agents = {a["id"]: a for a in (await c.get("/agents")).json()["agents"]}
         response = await c.post("/run", json={"agent": "secretary", "input": "note this"})
-    app.state.store.close()
+    await app.state.store.close()
     secretary = agents.pop("secretary")
     assert secretary["available"] is False
     assert secretary["problem"] == (

@@ -154,7 +154,7 @@ async def test_session_series_are_the_most_recent_sessions_with_their_whole_tota
     }  # fmt: skip
     costs = {k[1]: v for k, v in series.items() if k[0] == "whisp_agent_session_cost_usd"}
     assert costs == {("bob", "new", ""): 0.25}  # "old" has no priced run: no cost series
-    store.close()
+    await store.close()
     assert exported(collector)[("whisp_agent_active_sessions", ("", "", ""))] == 0
 
 
@@ -168,7 +168,7 @@ async def test_a_quiet_session_leaves_the_series(tmp_path: Path) -> None:
     tokens = {k[1]: v for k, v in exported(collector).items()
               if k[0] == "whisp_agent_session_tokens"}  # fmt: skip
     assert tokens == {("ann", "busy", "input"): 3, ("ann", "busy", "output"): 2}
-    store.close()
+    await store.close()
 
 
 def test_user_labels_stop_growing_at_the_cap() -> None:

@@ -27,10 +27,11 @@ from whisp_agent.store import Store
 from whisp_agent.tools import ToolDeps, builtin_tools
 from whisp_agent.tools.transcripts import GatewayTranscripts
 from whisp_shared.bus import EventBus
+from whisp_shared.bus_depth import watch_depth
 from whisp_shared.caller import CallerPolicy
 from whisp_shared.config import BusSettings
 from whisp_shared.logs import get_logger
-from whisp_shared.service import create_service_app
+from whisp_shared.service import ReadyCheck, background, create_service_app
 
 log = get_logger(__name__)
 
@@ -84,7 +85,7 @@ def create_app(
     tools = builtin_tools()
     openai_models = OpenAIModels(settings)
     factory = AgentFactory(registry, settings, tools, models or openai_models)
-    store = Store(settings.data_dir / "agent.sqlite")
+    store = Store(settings.database_url or settings.data_dir / "agent.sqlite")
     sessions: SessionStore = (
         RedisSessions(bus.settings.redis_url, settings.session_ttl_s)
         if settings.sessions == "redis"
@@ -99,7 +100,8 @@ def create_app(
         ),
     )
     runtime = AgentRuntime(registry, settings, factory, sessions, store, deps)
-    bus.consume(agent_consumer(runtime, bus, settings.max_concurrency))
+    consumer = agent_consumer(runtime, bus, settings.max_concurrency)
+    bus.consume(consumer)
 
     for agent_id in registry.agents:
         problem = factory.unavailable(agent_id)
@@ -111,17 +113,20 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         try:
-            yield
+            await store.open()  # the schema; fails the start if the database is away
+            # The group's lag and pending on the transcripts, as KEDA measures them.
+            async with background(watch_depth(bus.redis, [(consumer.stream, consumer.group)])):
+                yield
         finally:
             await openai_models.close()
             await http.aclose()
             await sessions.close()
-            store.close()
+            await store.close()
 
-    # Readiness: Redis, and the local model warm once when agents default to it. A model
-    # server that goes away later (the local LLM, OpenAI) must not take down agents on other
-    # providers; run failures say which provider is down.
-    checks = {}
+    # Readiness: Redis, the store's database, and the local model warm once when agents
+    # default to it. A model server that goes away later (the local LLM, OpenAI) must not
+    # take down agents on other providers; run failures say which provider is down.
+    checks: dict[str, ReadyCheck] = {"database": store.ping}
     if uses_local_model(settings):
         checks["local_model"] = LocalModelWarm(
             f"http://{settings.local_llm.host}:{settings.local_llm.port}/readyz", http

@@ -183,7 +183,15 @@ class AgentSettings(ServiceSettings):
     margin and, with the clean-up agent's answer as long again, fit the local `n_ctx` 4096
     (checked when the local model is the default: `_input_fits_the_local_context`)."""
     data_dir: Path = Path("data/agents")
-    """SQLite files: usage and notes always, sessions on first use."""
+    """SQLite files: usage and notes (unless `database_url`), sessions on first use."""
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("database_url", "DATABASE_URL", "WHISP_AGENTS__DATABASE_URL"),
+    )
+    """Where usage and notes live: None, `data_dir`/agent.sqlite (one replica); with more,
+    a database they share (`postgresql://…`), so each sees every user's rows. As for the
+    gateway, DATABASE_URL wins over WHISP_AGENTS__DATABASE_URL and the file (one database
+    may hold both services' tables: their names do not clash)."""
     sessions: Literal["sqlite", "redis"] = "sqlite"
     """`redis` (the bus's server) is needed as soon as more than one replica serves sessions."""
     session_ttl_s: int | None = Field(default=30 * 24 * 3600, ge=60)

@@ -83,5 +83,5 @@ async def run_eval(settings: AgentSettings, cases: list[Case] | None = None) -> 
         close = getattr(rig.runtime.factory.models, "close", None)
         if close is not None:
             await close()
-        rig.store.close()
+        await rig.store.close()
         await rig.sessions.close()

@@ -1,36 +1,22 @@
-"""The database connection: SQLite (WAL) by default, PostgreSQL from `DATABASE_URL`.
+"""The gateway's database: SQLite (WAL) by default, PostgreSQL from `DATABASE_URL`.
 
-Timestamps are stored in UTC; SQLite hands them back naive, so every read goes through
-`aware()`.
+URLs and engines come from `whisp_shared.database` (the agent service opens its store the
+same way); the schema is the gateway's own (`migrate`). Timestamps are stored in UTC;
+SQLite hands them back naive, so every read goes through `aware()`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
-from sqlalchemy import event, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from whisp_gateway.repository.migrate import upgrade
+from whisp_shared.database import async_url, insert_for, make_engine, ping
 
 SCHEMA_ATTEMPTS = 5
-
-
-def async_url(url: str) -> str:
-    """Accept the URLs people write (`postgresql://`, `sqlite:///`) and pick async drivers."""
-    parsed = make_url(url)
-    driver = {
-        "postgresql": "postgresql+asyncpg",
-        "postgres": "postgresql+asyncpg",
-        "sqlite": "sqlite+aiosqlite",
-    }.get(parsed.drivername, parsed.drivername)
-    return parsed.set(drivername=driver).render_as_string(hide_password=False)
 
 
 def aware(value: datetime) -> datetime:
@@ -48,9 +34,7 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = async_url(url)
         self.engine: AsyncEngine = make_engine(self.url)
-        self._insert = (
-            postgresql.insert if self.engine.dialect.name == "postgresql" else (sqlite.insert)
-        )
+        self._insert = insert_for(self.engine)
 
     async def create_schema(self) -> None:
         """Migrate the database to the newest schema (`migrate.upgrade`). A replica that
@@ -71,38 +55,4 @@ class Database:
         await self.engine.dispose()
 
     async def ping(self) -> bool:
-        try:
-            async with self.engine.connect() as conn:
-                await conn.execute(select(1))
-        except Exception:  # any failure means "not ready"
-            return False
-        return True
-
-
-def make_engine(url: str, serialized: bool = False) -> AsyncEngine:
-    """`serialized`: every transaction takes SQLite's write lock at BEGIN (`BEGIN
-    IMMEDIATE`, also making DDL transactional), for migrations; PostgreSQL is unchanged."""
-    if url.startswith("sqlite"):
-        database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-            if serialized:
-                dbapi_conn.isolation_level = None  # no implicit BEGIN: ours below
-
-        if serialized:
-
-            @event.listens_for(engine.sync_engine, "begin")
-            def _begin_immediate(conn: Any) -> None:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-        return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        return await ping(self.engine)
