@@ -21,8 +21,8 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
-from whisp_cli.desk.gateway import GatewayError, auth_headers, error_from, unreachable
-from whisp_cli.desk.settings import CliSettings
+from whisp_cli.desk.gateway import GatewayError
+from whisp_cli.desk.rest import fail, raise_for, rest_client
 from whisp_shared.codes import ErrorCode
 
 agent_app = typer.Typer(help="Run an agent or pipeline on text.", no_args_is_help=True)
@@ -40,30 +40,6 @@ def register(app: typer.Typer) -> None:
     """Mount both sub-apps on the main `whisp` app."""
     app.add_typer(agent_app, name="agent")
     app.add_typer(agents_app, name="agents")
-
-
-def _gateway(url: str | None) -> tuple[str, httpx.Client]:
-    """The gateway — the one door — with the user's API token (`WHISP_TOKEN`), like every
-    desk command."""
-    settings = CliSettings()
-    base = (url or settings.gateway_url).rstrip("/")
-    token = settings.token.get_secret_value() if settings.token else None
-    timeout = httpx.Timeout(10.0, read=300.0)
-    return base, httpx.Client(base_url=base, headers=auth_headers(token), timeout=timeout)
-
-
-def _raise_for(response: httpx.Response) -> None:
-    if response.status_code >= 400:
-        raise error_from(response)
-
-
-def _fail(exc: Exception, url: str) -> typer.Exit:
-    if isinstance(exc, GatewayError):
-        status = f" (HTTP {exc.status})" if exc.status else ""
-        errors.print(f"[bold red]{exc.code}[/]{status}: {exc}", highlight=False)
-    else:
-        errors.print(f"[bold red]{unreachable(url, exc)}[/]", highlight=False)
-    return typer.Exit(1)
 
 
 def _sse(response: httpx.Response) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -84,7 +60,7 @@ def _stream(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, 
     """Print the answer as it arrives; return the final outcome."""
     speaker: str | None = None
     with client.stream("POST", path, json=body) as response:
-        _raise_for(response)
+        raise_for(response)
         for event, data in _sse(response):
             if event == "delta":
                 if data.get("agent_id") != speaker:
@@ -143,17 +119,17 @@ def run(
         errors.print("the input is empty")
         raise typer.Exit(2)
     body = {"agent": agent_id, "input": text, "session_id": session}
-    base, http = _gateway(url)
+    base, http = rest_client(url)
     try:
         with http as client:
             if stream and not as_json:
                 outcome = _stream(client, "/api/agents/run/stream", body)
             else:
                 response = client.post("/api/agents/run", json=body)
-                _raise_for(response)
+                raise_for(response)
                 outcome = response.json()
     except (GatewayError, httpx.HTTPError) as exc:
-        raise _fail(exc, base) from exc
+        raise fail(exc, base, errors) from exc
     if as_json:
         console.print_json(data=outcome)
         return
@@ -175,7 +151,7 @@ def chat(
     """A conversation with memory. /history shows who said what, /new starts over, /exit."""
     session_id = session or uuid.uuid4().hex[:12]
     console.print(f"[bold]Chat with {agent_id}[/] (session {session_id}; /help for commands)")
-    base, http = _gateway(url)
+    base, http = rest_client(url)
     with http as client:
         while True:
             try:
@@ -204,12 +180,12 @@ def chat(
                 outcome = _stream(client, "/api/agents/run/stream", body)
                 console.print(f"[dim]{_usage_line(outcome)}[/]")
             except (GatewayError, httpx.HTTPError) as exc:
-                _fail(exc, base)  # report and keep the conversation going
+                fail(exc, base, errors)  # report and keep the conversation going
 
 
 def _history(client: httpx.Client, session_id: str) -> None:
     response = client.get(f"/api/agents/sessions/{session_id}")
-    _raise_for(response)
+    raise_for(response)
     for turn in response.json()["turns"]:
         who = turn.get("agent_id") or "you"
         stage = f" [stage {turn['stage']}]" if turn.get("stage") is not None else ""
@@ -220,13 +196,13 @@ def _history(client: httpx.Client, session_id: str) -> None:
 @agents_app.command("list")
 def list_agents(url: UrlOpt = None) -> None:
     """The agents and pipelines the gateway offers you."""
-    base, http = _gateway(url)
+    base, http = rest_client(url)
     try:
         with http as client:
             response = client.get("/api/agents")
-            _raise_for(response)
+            raise_for(response)
     except (GatewayError, httpx.HTTPError) as exc:
-        raise _fail(exc, base) from exc
+        raise fail(exc, base, errors) from exc
     choices = response.json()
     table = Table(title="Agents")
     for column in ("id", "provider/model", "tools", "hands off to", "ready"):

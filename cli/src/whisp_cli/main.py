@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from whisp_cli import agent_cmd, dlq_cmd, users_cmd
+from whisp_cli import agent_cmd, dlq_cmd, me_cmd, users_cmd
 from whisp_cli.hotkey import command as hotkey_cmd
 from whisp_cli.record import command as record_cmd
 from whisp_cli.stack import Stack, StackError, plan, wyoming_port
@@ -27,6 +27,7 @@ console = Console()
 agent_cmd.register(app)
 app.add_typer(users_cmd.app, name="users")
 app.add_typer(dlq_cmd.app, name="dlq")
+app.add_typer(me_cmd.app, name="me")
 record_cmd.register(app)
 hotkey_cmd.register(app)
 

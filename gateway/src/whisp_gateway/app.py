@@ -13,10 +13,21 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from whisp_gateway import metrics
-from whisp_gateway.api import agents, events, me, openai_compat, realtime, recordings, session
+from whisp_gateway.api import (
+    agents,
+    devices,
+    events,
+    me,
+    openai_compat,
+    realtime,
+    recordings,
+    session,
+)
 from whisp_gateway.clients import AgentService, AudioService
 from whisp_gateway.consumer import snapshot_consumers
 from whisp_gateway.hub import EventHub
+from whisp_gateway.queue_watch import QueueWatcher
+from whisp_gateway.quota import Quota
 from whisp_gateway.ratelimit import Limit, RateLimiter
 from whisp_gateway.repository import Repository, open_repository
 from whisp_gateway.retention import RetentionSweeper
@@ -41,7 +52,7 @@ def create_app(
     repo = repo or open_repository(settings.database_url)
     limit = Limit.parse(settings.rate_limit, settings.rate_burst)
     token = settings.service_token.get_secret_value() if settings.service_token else None
-    for consumer in snapshot_consumers(repo):
+    for consumer in snapshot_consumers(repo, bus):
         bus.consume(consumer)
 
     @asynccontextmanager
@@ -51,10 +62,13 @@ def create_app(
         await hub.start()
         app.state.hub = hub
         app.state.limiter = RateLimiter(bus.redis, limit)
+        app.state.quota = Quota(bus.redis, settings.quota)
         app.state.audio = AudioService(settings.audio_service_url, token)
         app.state.agents = AgentService(settings.agent_service_url, token)
         retention = RetentionSweeper(repo, app.state.audio, settings.retention_interval_s)
         sweeping = asyncio.create_task(retention.run(bus.redis))
+        app.state.queue = QueueWatcher(bus)
+        watching = asyncio.create_task(app.state.queue.run())
         wyoming = wyoming_server(
             settings, repo, hub, app.state.audio, app.state.limiter, app.state.agents
         )
@@ -73,9 +87,10 @@ def create_app(
             forget()
             if wyoming is not None:
                 await wyoming.stop()
-            sweeping.cancel()
-            with suppress(asyncio.CancelledError):
-                await sweeping
+            for task in (sweeping, watching):
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
             await hub.stop()
             await app.state.audio.aclose()
             await app.state.agents.aclose()
@@ -100,7 +115,7 @@ def create_app(
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         )
-    for module in (session, events, recordings, agents, openai_compat, realtime, me):
+    for module in (session, events, recordings, devices, agents, openai_compat, realtime, me):
         app.include_router(module.router)
     app.mount("/", StaticFiles(directory=settings.static_dir or WEB_DIR, html=True), name="web")
     return app

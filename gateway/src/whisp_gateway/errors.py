@@ -41,6 +41,16 @@ class RateLimited(WhispError):
     retryable = True
 
 
+class QuotaExceeded(WhispError):
+    """The owner's audio for today is used up (`quota.py`). Not `retryable`: a retry before
+    `Retry-After` (the next UTC midnight) cannot help; `x-should-retry: false` tells
+    OpenAI's SDKs so too, which would otherwise retry a 429 at once."""
+
+    code = ErrorCode.QUOTA_EXCEEDED
+    status = 429
+    retryable = False
+
+
 class TranscriptionTimeout(WhispError):
     """The recording is still queued or in work; it will reach the history regardless."""
 

@@ -25,6 +25,10 @@ REALTIME_SESSIONS = Gauge(
 REALTIME_ERRORS = Counter(
     "whisp_gateway_realtime_errors_total", "`error` events sent on /v1/realtime, by code.", ["code"]
 )
+QUOTA_REFUSALS = Counter(
+    "whisp_gateway_quota_refusals_total",
+    "Recordings refused because their owner's daily audio quota was used up (any path).",
+)
 FORWARD_LAG = Histogram(
     "whisp_gateway_forward_lag_seconds",
     "From a service publishing an event to the gateway forwarding the owner's snapshot.",

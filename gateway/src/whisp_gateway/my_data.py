@@ -9,8 +9,9 @@ anyone else.
 Deleting goes outside in: the audio first, then the agent data, then the gateway's rows and
 Redis keys. If a service is away (503) the request fails before the gateway forgets
 anything, so a retry finishes the job; every step is idempotent, so a repeat deletes
-nothing more and succeeds. The account stays (the user can log in and start again with
-nothing); removing it is an admin's `whisp users remove`.
+nothing more and succeeds. The Redis keys include the daily audio-quota counters, so
+the quota starts again from 0 with the history. The account stays (the user can log in
+and start again with nothing); removing it is an admin's `whisp users remove`.
 """
 
 from __future__ import annotations
@@ -25,13 +26,19 @@ from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 
 from whisp_gateway.clients import AgentService, AudioService
+from whisp_gateway.quota import Quota
 from whisp_gateway.ratelimit import RateLimiter
 from whisp_gateway.repository import Repository
-from whisp_gateway.repository.models import ForgottenRows, TranscriptQuery, User
+from whisp_gateway.repository.models import TranscriptQuery, User
 from whisp_shared.codec import DATA_FIELD
 from whisp_shared.streams import USER_EVENTS
 from whisp_shared.tail import RawEntry
-from whisp_shared.user_data import AgentData, AgentDataDeleted, AudioPurged
+from whisp_shared.user_data import (
+    AgentData,
+    DataDeleted,
+    ExportFinished,
+    RedisForgotten,
+)
 from whisp_shared.user_settings import UserSettings
 from whisp_shared.views import Transcript
 
@@ -69,16 +76,6 @@ class AgentLine(BaseModel):
 
     type: AgentKind
     data: dict[str, Any]
-
-
-class ExportFinished(BaseModel):
-    """The last line: what the export holds. An export without it was cut off."""
-
-    type: Literal["end"] = "end"
-    transcripts: int = Field(ge=0)
-    agent_sessions: int = Field(ge=0)
-    agent_notes: int = Field(ge=0)
-    agent_usage: int = Field(ge=0)
 
 
 ExportLine = Annotated[
@@ -123,28 +120,13 @@ async def export_lines(
     )
 
 
-class RedisForgotten(BaseModel):
-    keys: int = Field(ge=0)
-    """Per-user keys deleted (rate-limit buckets)."""
-    events: int = Field(ge=0)
-    """Stored snapshots of the user's transcripts removed from `whisp:user-events`."""
-
-
-class DataDeleted(BaseModel):
-    """What `DELETE /api/me/data` removed, per store (all zero on a repeat)."""
-
-    audio: AudioPurged
-    agents: AgentDataDeleted
-    gateway: ForgottenRows
-    redis: RedisForgotten
-
-
 async def forget_everything(
     user_id: str,
     repo: Repository,
     audio: AudioService,
     agents: AgentService,
     limiter: RateLimiter,
+    quota: Quota,
 ) -> DataDeleted:
     purged = await audio.purge(user_id)
     agent_gone = await agents.delete_user_data(user_id)
@@ -154,7 +136,7 @@ async def forget_everything(
         agents=agent_gone,
         gateway=rows,
         redis=RedisForgotten(
-            keys=await _forget_buckets(limiter, user_id),
+            keys=await _forget_buckets(limiter, user_id) + await quota.forget(user_id),
             events=await _forget_snapshots(limiter.redis, user_id),
         ),
     )

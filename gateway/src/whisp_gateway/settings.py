@@ -1,12 +1,32 @@
 """The `web:` section of config.yaml (the gateway serves the web UI and the REST API)."""
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 
 from whisp_gateway.wyoming.settings import WyomingSettings
 from whisp_shared.config import ServiceSettings, service_token_field
+
+Seconds = Annotated[float, Field(ge=0)]
+
+
+class QuotaSettings(BaseModel):
+    """`web.quota`: how many seconds of audio each user may send per UTC day (`quota.py`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    audio_seconds_per_day: Seconds | None = None
+    """Everyone's quota; None: unlimited (the default, so a desk install never meets it)."""
+    per_user: dict[str, Seconds | None] = Field(default_factory=dict)
+    """By user name, overriding `audio_seconds_per_day`; None: unlimited for that user
+    (a service account, an admin)."""
+
+    def limit_for(self, name: str) -> float | None:
+        """The user's quota in seconds per day, or None when unlimited."""
+        if name in self.per_user:
+            return self.per_user[name]
+        return self.audio_seconds_per_day
 
 
 class GatewaySettings(ServiceSettings):
@@ -31,6 +51,15 @@ class GatewaySettings(ServiceSettings):
     """Uploads and agent runs per user: `N/second|minute|hour|day`."""
     rate_burst: int = Field(default=10, ge=1)
     """Requests a user may make at once before the steady rate applies."""
+    quota: QuotaSettings = Field(default_factory=QuotaSettings)
+    """Audio seconds per user per UTC day (`WHISP_WEB__QUOTA__AUDIO_SECONDS_PER_DAY`)."""
+    devices_enabled: bool | None = None
+    """Who may drive a recorder on the audio service's machine (`/api/devices`). Its
+    microphone hears the room that machine stands in, not the user's, so a shared gateway
+    must not hand it to every account by default. None (the default): only in single-user
+    mode (loopback, no accounts), the desk install where that machine is the user's own;
+    true: every signed-in user (a microphone meant for them: a kiosk, a meeting room);
+    false: never. Refused: 403 `forbidden`."""
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     wait_timeout_s: float = Field(default=60.0, gt=0)
     """`?wait=true` and the OpenAI endpoint give up after this long (504)."""

@@ -28,6 +28,8 @@ class ErrorCode(StrEnum):
     CONFLICT = "conflict"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     RATE_LIMITED = "rate_limited"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    """The user's audio seconds for today are used up; `Retry-After`: the next UTC midnight."""
     MISSING_USER = "missing_user"
     """A service call did not say which user it acts for (`X-Whisp-User`)."""
     INTERNAL_ERROR = "internal_error"

@@ -14,6 +14,7 @@ import httpx
 from whisp_shared.caller import bearer
 from whisp_shared.codes import ErrorCode
 from whisp_shared.options import RecordingOptions
+from whisp_shared.user_settings import UserSettings
 
 AUTH_HINT = "set WHISP_TOKEN (or WHISP_CLI__TOKEN) to an API token from `whisp users add`"
 
@@ -57,6 +58,8 @@ def error_from(response: httpx.Response) -> GatewayError:
         message = f"the gateway wants an API token ({message}); {AUTH_HINT}"
     elif status == 403:
         message = f"not allowed: {message}"
+    elif code == ErrorCode.QUOTA_EXCEEDED:  # the message says when it resets (not "N s")
+        message = f"your daily audio quota is used up: {message}"
     elif status == 429:
         retry = response.headers.get("Retry-After")
         wait = f"try again in {retry} s" if retry else "wait a little and try again"
@@ -100,3 +103,16 @@ class GatewayClient:
             raise GatewayError(
                 f"the gateway answered the upload without a recording id: {response.text[:200]}"
             ) from exc
+
+    def my_settings(self) -> UserSettings:
+        """The caller's saved settings (`GET /api/me/settings`)."""
+        try:
+            response = self._http.get("/api/me/settings")
+        except httpx.TransportError as exc:
+            raise unreachable(self.base_url, exc) from exc
+        if response.status_code >= 400:
+            raise error_from(response)
+        try:
+            return UserSettings.model_validate_json(response.content)
+        except ValueError as exc:
+            raise GatewayError(f"the gateway sent settings this CLI cannot read: {exc}") from exc

@@ -33,7 +33,8 @@ class CliSettings(SectionSettings):
     device: str | None = None
     """Input device for `whisp record`: an index or a name from `whisp devices`."""
     agent: str | None = None
-    """Agent to send each transcript to (an id from `whisp agents list`)."""
+    """Agent to send each transcript to (an id from `whisp agents list`); unset: the
+    default agent saved in your settings (`whisp me settings --default-agent`), if any."""
     session: str | None = None
     """Agent session name, so the agent remembers earlier turns."""
     preopen_device: bool = True

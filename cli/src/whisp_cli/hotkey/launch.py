@@ -16,6 +16,7 @@ from typing import Literal
 
 import typer
 
+from whisp_cli.desk.agent_choice import resolve_agent
 from whisp_cli.desk.capture import Capture
 from whisp_cli.desk.events import EventFeed
 from whisp_cli.desk.gateway import GatewayClient, GatewayError
@@ -124,12 +125,16 @@ def build_daemon(
     source = pick_source(output, args, cli)
     gateway_url = args.url or cli.gateway_url
     token = cli.token.get_secret_value() if cli.token else None
-    options = RecordingOptions(agent_id=args.agent or cli.agent, session_id=cli.session)
+    client = GatewayClient(gateway_url, token)
+    choice = resolve_agent(args.agent, cli.agent, client.my_settings)
+    if choice.note:
+        output.line(f"note: {choice.note}")
+    options = RecordingOptions(agent_id=choice.agent, session_id=cli.session)
     stream_url, why_not = stream_target(cli, gateway_url, options, args.stream)
     if why_not:
         output.line(f"note: {why_not}")
     deps = TurnDeps(
-        GatewayClient(gateway_url, token),
+        client,
         EventFeed(gateway_url, token),
         options,
         transcript_timeout_s=cli.transcript_timeout_s,

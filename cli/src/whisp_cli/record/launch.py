@@ -11,8 +11,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from whisp_cli.desk.agent_choice import resolve_agent
 from whisp_cli.desk.capture import Capture
 from whisp_cli.desk.events import EventFeed
 from whisp_cli.desk.gateway import GatewayClient, GatewayError
@@ -57,10 +59,11 @@ def launch(
     gateway_url = url or settings.gateway_url
     token = settings.token.get_secret_value() if settings.token else None
     source, label, preopen = pick_source(input_file, device or settings.device, settings)
-    options = RecordingOptions(
-        agent_id=agent or settings.agent, session_id=session or settings.session
-    )
     client = GatewayClient(gateway_url, token)
+    choice = resolve_agent(agent, settings.agent, client.my_settings)
+    if choice.note:
+        console.print(f"[yellow]note:[/] {escape(choice.note)}", soft_wrap=True)
+    options = RecordingOptions(agent_id=choice.agent, session_id=session or settings.session)
     feed = EventFeed(gateway_url, token)
     capture = Capture(source, preopen=preopen, max_duration_s=settings.max_duration_s)
     stream_url, why_not = stream_target(settings, gateway_url, options, stream)

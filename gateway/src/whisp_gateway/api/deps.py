@@ -11,6 +11,8 @@ from whisp_gateway.auth import CurrentUser, single_user_mode
 from whisp_gateway.clients import AgentService, AudioService
 from whisp_gateway.errors import RateLimited
 from whisp_gateway.hub import EventHub
+from whisp_gateway.queue_watch import QueueWatcher
+from whisp_gateway.quota import Quota
 from whisp_gateway.ratelimit import Limit, RateLimiter
 from whisp_gateway.repository import Repository
 from whisp_gateway.repository.models import User
@@ -24,6 +26,8 @@ HubDep = Annotated[EventHub, Depends(app_state("hub", EventHub))]
 AudioDep = Annotated[AudioService, Depends(app_state("audio", AudioService))]
 AgentsDep = Annotated[AgentService, Depends(app_state("agents", AgentService))]
 LimiterDep = Annotated[RateLimiter, Depends(app_state("limiter", RateLimiter))]
+QuotaDep = Annotated[Quota, Depends(app_state("quota", Quota))]
+QueueDep = Annotated[QueueWatcher, Depends(app_state("queue", QueueWatcher))]
 
 
 async def rate_limited(

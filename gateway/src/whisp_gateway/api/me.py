@@ -1,5 +1,6 @@
 """The caller's own settings and data: read and change the settings, try replacements,
-export everything of theirs, delete everything of theirs.
+export everything of theirs, delete everything of theirs, see today's audio against the
+daily quota.
 
 Every route acts on the signed-in user only; nothing here takes a user id. The settings
 shape is `whisp_shared.user_settings` (the page and the CLI use the same models).
@@ -12,13 +13,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from whisp_gateway.api.deps import AgentsDep, AudioDep, LimiterDep, RepoDep
+from whisp_gateway.api.deps import AgentsDep, AudioDep, LimiterDep, QuotaDep, RepoDep
 from whisp_gateway.api.responses import JSON_BODY, SIGNED_IN, errors
 from whisp_gateway.auth import CurrentUser
 from whisp_gateway.clients import AgentService
-from whisp_gateway.my_data import DataDeleted, export_lines, forget_everything
+from whisp_gateway.my_data import export_lines, forget_everything
 from whisp_shared.codes import ErrorCode
 from whisp_shared.errors import WhispError
+from whisp_shared.user_data import AudioUsage, DataDeleted
 from whisp_shared.user_settings import (
     PreviewRequest,
     PreviewResult,
@@ -104,8 +106,9 @@ async def put_settings(
 ) -> UserSettings:
     """Replace your settings as a whole (a field left out gets its default). They apply
     to every recording you make from now on, on every path (uploads, `/v1`, streaming,
-    Wyoming). `default_agent` is only a preference for clients: a recording goes to an
-    agent only when its own request asks for one."""
+    Wyoming, device recordings). `default_agent` goes with a device recording or a Wyoming
+    satellite that names no agent; uploads, `/v1` and the Realtime socket go to an agent
+    only when their own request names one (the page and the CLI name your default)."""
     await _check_agent(body, await repo.get_settings(user.id), user.id, agents)
     return await repo.put_settings(user.id, body)
 
@@ -178,16 +181,25 @@ async def delete_my_data(
     audio: AudioDep,
     agents: AgentsDep,
     limiter: LimiterDep,
+    quota: QuotaDep,
     confirm: Annotated[
         str | None, Query(max_length=128, description="Your user name, to confirm")
     ] = None,
 ) -> DataDeleted:
     """Delete everything of yours, irreversibly: audio, transcripts and answers, settings,
-    agent sessions, notes and usage, your rate-limit state and the stored events of your
-    transcripts. Your account stays, so you can go on with nothing. Repeating it deletes
-    nothing more and succeeds."""
+    agent sessions, notes and usage, your rate-limit state and today's audio-quota count,
+    and the stored events of your transcripts. Your account stays, so you can go on with
+    nothing. Repeating it deletes nothing more and succeeds."""
     if confirm != user.name:
         raise ConfirmationRequired(
             f"this deletes everything of yours for good: repeat it with ?confirm={user.name}"
         )
-    return await forget_everything(user.id, repo, audio, agents, limiter)
+    return await forget_everything(user.id, repo, audio, agents, limiter, quota)
+
+
+@router.get("/usage")
+async def get_usage(user: CurrentUser, quota: QuotaDep) -> AudioUsage:
+    """Your audio today (the UTC day) against your daily quota: what every path (uploads,
+    `/v1`, streaming, Wyoming) accepted, what is left, and when it starts again from 0.
+    Once `remaining_s` is 0 your next recording is refused (429 `quota_exceeded`)."""
+    return await quota.usage(user)

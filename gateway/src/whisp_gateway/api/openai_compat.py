@@ -22,7 +22,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
-from whisp_gateway.api.deps import AudioDep, HubDep, LimitedUser, RepoDep, SettingsDep
+from whisp_gateway.api.deps import (
+    AudioDep,
+    HubDep,
+    LimitedUser,
+    QuotaDep,
+    RepoDep,
+    SettingsDep,
+)
 from whisp_gateway.api.recordings import UPLOAD_NOTES, submit_audio
 from whisp_gateway.api.responses import UPLOAD, errors
 from whisp_gateway.export import subtitles
@@ -113,6 +120,7 @@ async def create_transcription(
     audio: AudioDep,
     hub: HubDep,
     repo: RepoDep,
+    quota: QuotaDep,
     file: Annotated[UploadFile, File()],
     model: Annotated[str, Form(max_length=128)] = "whisper-1",
     language: Annotated[str | None, Form(max_length=16)] = None,
@@ -130,7 +138,7 @@ async def create_transcription(
     except ValidationError as exc:  # OpenAI's form, our options: the caller's mistake (422)
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
         raise RequestValidationError(errors) from exc
-    result = await submit_audio(user.id, file, options, True, settings, audio, hub, repo)
+    result = await submit_audio(user, file, options, True, settings, audio, hub, repo, quota)
     transcript = result.transcript
     assert transcript is not None  # waited: transcribed or failed
     if transcript.status == "failed":

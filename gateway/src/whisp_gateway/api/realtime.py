@@ -28,6 +28,7 @@ from whisp_gateway.api.deps import rate_limited
 from whisp_gateway.auth import COOKIE, authenticate
 from whisp_gateway.clients import AudioService
 from whisp_gateway.hub import EventHub
+from whisp_gateway.quota import Quota
 from whisp_gateway.realtime import protocol
 from whisp_gateway.realtime.protocol import ProtocolError, parse_client_event
 from whisp_gateway.realtime.session import RealtimeSession
@@ -119,15 +120,24 @@ async def _serve(websocket: WebSocket, user: User, route: AgentRoute) -> None:
         async with lock:
             await websocket.send_json(event)
 
+    quota: Quota = app.state.quota
+
     async def before_item() -> None:
         state = app.state
         await rate_limited(user, state.limiter, state.settings, state.repo)
+        await quota.check(user)
 
     audio: AudioService = app.state.audio
     hub: EventHub = app.state.hub
     resolve = partial(options_for, app.state.repo, user.id)
     session = RealtimeSession(
-        user.id, audio, send, route=route, before_item=before_item, resolve=resolve
+        user.id,
+        audio,
+        send,
+        route=route,
+        before_item=before_item,
+        count=partial(quota.add, user.id),
+        resolve=resolve,
     )
     async with hub.connect(user.id) as connection:
         relay = asyncio.create_task(session.relay(connection))

@@ -9,16 +9,26 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from whisp_gateway.api.deps import AudioDep, HubDep, LimitedUser, RepoDep, SettingsDep
+from whisp_gateway.api.deps import (
+    AudioDep,
+    HubDep,
+    LimitedUser,
+    QueueDep,
+    QuotaDep,
+    RepoDep,
+    SettingsDep,
+)
 from whisp_gateway.api.responses import SIGNED_IN, UPLOAD, errors
 from whisp_gateway.auth import CurrentUser
 from whisp_gateway.clients import Submitted
 from whisp_gateway.errors import BadCursor, EmptyUpload, UploadTooLarge, not_in_history
 from whisp_gateway.export import MEDIA_TYPES, Format, render
-from whisp_gateway.repository.models import TranscriptPage, TranscriptQuery
+from whisp_gateway.queue_watch import QueueWatcher
+from whisp_gateway.repository.models import TranscriptPage, TranscriptQuery, User
 from whisp_gateway.user_options import options_for
 from whisp_gateway.waiter import wait_for_transcript
 from whisp_shared.options import RecordingForm, RecordingOptions
+from whisp_shared.queue import QueuePosition
 from whisp_shared.views import Status, Transcript
 
 router = APIRouter(prefix="/api", tags=["transcripts"], responses=errors(*SIGNED_IN))
@@ -29,6 +39,8 @@ UPLOAD_NOTES = {
     "(the audio service's)",
     422: "`empty_upload` (a zero-length file), `undecodable_audio` (not audio, or cut "
     "short) or `invalid_request` (a bad form field)",
+    429: "`rate_limited` (too many requests; honour `Retry-After`) or `quota_exceeded` "
+    "(today's audio seconds are used up; `Retry-After`: the next UTC midnight)",
     503: "`audio_unavailable` (the audio service), `unavailable` (its bus) or "
     "`gateway_stopping` (while waiting); retry",
     504: "`transcription_timeout` (`?wait=true`): not transcribed in time; it will still "
@@ -45,6 +57,10 @@ EXPORT_TYPES = {
 
 
 class SubmitResult(Submitted):
+    queue: QueuePosition | None = None
+    """Where it waits for a transcription worker as it was accepted (`recording.queued` live
+    events follow while it waits); None when Redis could not say, a worker already has it,
+    or with `?wait=true`."""
     transcript: Transcript | None = None
     """With `?wait=true`: the transcript once transcribed (or failed)."""
 
@@ -63,7 +79,7 @@ async def read_upload(file: UploadFile, limit: int) -> bytes:
 
 
 async def submit_audio(
-    user_id: str,
+    user: User,
     file: UploadFile,
     options: RecordingOptions,
     wait: bool,
@@ -71,19 +87,28 @@ async def submit_audio(
     audio: AudioDep,
     hub: HubDep,
     repo: RepoDep,
+    quota: QuotaDep,
+    queue: QueueWatcher | None = None,
 ) -> SubmitResult:
     """Upload to the audio service with the options completed by the user's own settings;
-    with `wait`, block until the transcript (or 504)."""
+    with `wait`, block until the transcript (or 504), else answer at once with its place in
+    the queue. With `queue`, the owner's pages hear where it waits until a worker takes it.
+    Refused (429) when the user's audio for today is used up; an accepted clip counts its
+    decoded length against it."""
+    await quota.check(user)
     data = await read_upload(file, settings.max_upload_bytes)
     name = file.filename or "audio"
     content_type = file.content_type or "application/octet-stream"
-    options = await options_for(repo, user_id, options)
-    async with hub.subscribe(user_id) as sub:
-        submitted = await audio.submit(user_id, data, name, content_type, options)
+    options = await options_for(repo, user.id, options)
+    async with hub.subscribe(user.id) as sub:
+        accepted = await audio.submit(user.id, data, name, content_type, options)
+        await quota.add(user.id, accepted.duration_s)
+        place = await queue.accepted(user.id, accepted) if queue is not None else None
+        result = SubmitResult(recording_id=accepted.recording_id, duration_s=accepted.duration_s)
         if not wait:
-            return SubmitResult(**submitted.model_dump())
-        transcript = await wait_for_transcript(sub, submitted.recording_id, settings.wait_timeout_s)
-    return SubmitResult(**submitted.model_dump(), transcript=transcript)
+            return result.model_copy(update={"queue": place})
+        transcript = await wait_for_transcript(sub, result.recording_id, settings.wait_timeout_s)
+    return result.model_copy(update={"transcript": transcript})
 
 
 @router.post("/recordings", status_code=201, responses=UPLOAD_REFUSALS)
@@ -93,13 +118,17 @@ async def create_recording(
     audio: AudioDep,
     hub: HubDep,
     repo: RepoDep,
+    quota: QuotaDep,
+    queue: QueueDep,
     file: Annotated[UploadFile, File(description="Audio: WAV, FLAC, MP3, OGG/Opus, WebM/Opus")],
     options: Annotated[RecordingForm, Form()],
     wait: Annotated[bool, Query(description="Block until the transcript is ready")] = False,
 ) -> SubmitResult:
     """Your vocabulary, replacements, audio policy and language (`/api/me/settings`) apply
-    to every upload; form fields set here add to them (a `language` here wins)."""
-    return await submit_audio(user.id, file, options, wait, settings, audio, hub, repo)
+    to every upload; form fields set here add to them (a `language` here wins). The answer
+    says where it waits for a transcription worker (`queue`); while it does, your event
+    stream (`/api/events`) gets `recording.queued` each time that changes."""
+    return await submit_audio(user, file, options, wait, settings, audio, hub, repo, quota, queue)
 
 
 @router.get(

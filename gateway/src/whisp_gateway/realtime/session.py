@@ -7,6 +7,12 @@ back through the gateway's hub like everything else a user sees: the worker's pa
 stable (deltas only ever append, as OpenAI's do), and the stored transcript becomes
 `…transcription.completed` (or `…failed`). The relay waits for an item's `committed`
 before it completes it, so events always arrive in the protocol's order.
+
+An item that may not be opened (`before_item` refuses: the rate limit, the daily quota) is
+refused once, at its first append; the rest of that utterance's audio is dropped and its
+commit refused with the same error, so a held key gets one answer when it starts and one
+when it is let go, not one per chunk. Each committed item's seconds go to `count` (the
+owner's daily quota).
 """
 
 from __future__ import annotations
@@ -37,7 +43,9 @@ from whisp_shared.views import TranscriptPartial, TranscriptUpdated
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 StartItem = Callable[[], Awaitable[None]]
-"""Called before an item is opened (the caller's rate limit)."""
+"""Called before an item is opened (the caller's rate limit and quota)."""
+Count = Callable[[float], Awaitable[object]]
+"""Called with the seconds of audio of each committed item."""
 
 
 @dataclass
@@ -59,6 +67,9 @@ class RealtimeSession:
     send: Send
     route: AgentRoute = field(default_factory=AgentRoute)
     before_item: StartItem | None = None
+    count: Count | None = None
+    refused: WhispError | None = None
+    """Why the utterance being sent may not be opened, until its commit or clear."""
     max_append_bytes: int = 1 << 20
     session_id: str = field(default_factory=lambda: f"sess_{new_id()[:24]}")
     rate: int = 24_000
@@ -131,8 +142,14 @@ class RealtimeSession:
         if not pcm:
             return
         if self.current is None:
+            if self.refused is not None:
+                return  # said at its first append; its commit says it again
             if self.before_item is not None:
-                await self.before_item()
+                try:
+                    await self.before_item()
+                except WhispError as exc:
+                    self.refused = exc
+                    raise
             options = await self.resolve(
                 RecordingOptions(
                     language=self.transcription.language,
@@ -157,6 +174,9 @@ class RealtimeSession:
     async def commit(self) -> None:
         """End the open item (the key was let go); its transcript follows through `relay`."""
         item = self.current
+        if item is None and self.refused is not None:
+            refused, self.refused = self.refused, None
+            raise refused
         if item is None:
             raise ProtocolError(
                 ErrorCode.INPUT_AUDIO_BUFFER_COMMIT_EMPTY,
@@ -170,9 +190,11 @@ class RealtimeSession:
         await self.send(protocol.committed(item.recording_id, self.previous_item_id))
         self.previous_item_id = item.recording_id
         item.committed.set()
+        if self.count is not None:
+            await self.count(item.audio_bytes / 2 / self.rate)
 
     async def _clear(self) -> None:
-        item, self.current = self.current, None
+        item, self.current, self.refused = self.current, None, None
         if item is not None:
             self.items.pop(item.recording_id, None)
             await self.audio.live_cancel(self.user_id, item.recording_id)

@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Protocol
 
-from whisp_gateway.repository.models import ForgottenRows, TranscriptPage, TranscriptQuery, User
+from whisp_gateway.repository.models import TranscriptPage, TranscriptQuery, User
 from whisp_gateway.repository.sql import SqlRepository
 from whisp_shared.events import Event
+from whisp_shared.user_data import ForgottenRows
 from whisp_shared.user_settings import UserSettings
 from whisp_shared.views import Transcript
 

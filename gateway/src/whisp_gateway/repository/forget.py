@@ -8,8 +8,8 @@ from datetime import datetime
 from sqlalchemy import delete, select
 
 from whisp_gateway.repository.engine import Database, utc
-from whisp_gateway.repository.models import ForgottenRows
 from whisp_gateway.repository.tables import answers, transcripts, user_settings
+from whisp_shared.user_data import ForgottenRows
 
 
 class SqlForget(Database):

@@ -38,11 +38,3 @@ class TranscriptQuery(BaseModel):
 class TranscriptPage(BaseModel):
     items: list[Transcript]
     next_cursor: str | None = None
-
-
-class ForgottenRows(BaseModel):
-    """What "delete everything of mine" removed from the gateway's own tables."""
-
-    transcripts: int = Field(ge=0)
-    answers: int = Field(ge=0)
-    settings: int = Field(ge=0)

@@ -10,9 +10,10 @@ Realtime client is mapped to Wyoming here: settled text (`…transcription.delta
 
 Errors: a bad event (unknown type, wrong field, a chunk that is not whole frames) gets an
 `error` and the connection goes on; a broken frame gets an `error` and a close. A request
-the server cannot finish (audio service away, rate limit, a failed or late transcript)
-gets an `error` when it happens and the connection closes at `audio-stop`, since Home
-Assistant waits for a `transcript` until the connection ends. Nothing escapes `run()`.
+the server cannot finish (audio service away, rate limit, daily quota used up, a failed or
+late transcript) gets an `error` when it happens and the connection closes at
+`audio-stop`, since Home Assistant waits for a `transcript` until the connection ends.
+Nothing escapes `run()`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from wyoming.event import Event
 from wyoming.ping import Pong
 from wyoming.server import AsyncEventHandler
 
+from whisp_gateway.quota import Quota
 from whisp_gateway.realtime.protocol import ProtocolError, Transcription
 from whisp_gateway.realtime.session import RealtimeSession
 from whisp_gateway.user_options import options_for
@@ -170,8 +172,12 @@ class WyomingHandler(AsyncEventHandler):
         self.writer.close()
 
     def _session(self, caller: Caller) -> RealtimeSession:
+        # The counters the HTTP doors use (Redis), under the gateway's own `web.quota`.
+        quota = Quota(self.context.limiter.redis, self.context.gateway.quota)
+
         async def before_item() -> None:
             await self.context.before_utterance(caller.user)
+            await quota.check(caller.user)
 
         return RealtimeSession(
             caller.user.id,
@@ -179,6 +185,7 @@ class WyomingHandler(AsyncEventHandler):
             self._from_session,
             route=caller.route,
             before_item=before_item,
+            count=partial(quota.add, caller.user.id),
             rate=RATE,
             resolve=partial(options_for, self.context.repo, caller.user.id),
         )

@@ -10,6 +10,7 @@ export const Code = Object.freeze({
   CONFLICT: "conflict",
   UNSUPPORTED_MEDIA_TYPE: "unsupported_media_type",
   RATE_LIMITED: "rate_limited",
+  QUOTA_EXCEEDED: "quota_exceeded",
   MISSING_USER: "missing_user",
   INTERNAL_ERROR: "internal_error",
   UNAVAILABLE: "unavailable",

@@ -70,6 +70,14 @@ export function uploadFailure(error) {
     return { title: "Server unreachable", text: "The server cannot be reached. Check your connection, then retry.", permanent: false };
   }
   if (status === 401) return { title: "Signed out", text: "Your session has ended. Sign in again, then retry.", permanent: false };
+  if (code === Code.QUOTA_EXCEEDED) {
+    // The server's message says how much was used and when the quota resets (00:00 UTC).
+    return {
+      title: "Daily audio quota used up",
+      text: `${sentence(message || "You have used all your audio for today")} Your clip is kept here: send it again after the reset.`,
+      permanent: false,
+    };
+  }
   if (code === Code.AUDIO_TOO_LONG) {
     return { title: "Recording too long", text: `${sentence(message)} Record a shorter clip.`, permanent: true };
   }

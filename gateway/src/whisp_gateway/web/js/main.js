@@ -133,6 +133,7 @@ const connection = new LiveConnection({
   },
   onPartial: (event) => streamer.partial(event),
   onAnswerDelta: (event) => live.answerDelta(event),
+  onQueued: (event) => live.queued(event),
   onResync: () => {
     live.resync();
     history.resync();
@@ -176,6 +177,15 @@ function streamBroke(error, { released }) {
   if (error.code === Code.RATE_LIMITED) {
     const seconds = Number((/(\d+)\s*s\b/.exec(error.message || "") || [])[1]);
     rateLimit.start(seconds > 0 ? seconds : 30);
+    return;
+  }
+  if (error.code === Code.QUOTA_EXCEEDED) {
+    // The server's message says how much was used and when the quota resets (00:00 UTC).
+    notice.show(error.message || "You have used all your audio for today.", {
+      title: "Daily audio quota used up",
+      code: Code.QUOTA_EXCEEDED,
+      kind: "warn",
+    });
     return;
   }
   const text = released

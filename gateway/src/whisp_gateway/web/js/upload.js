@@ -41,7 +41,7 @@ export function createUploader({ live, notice, status, rateLimit, isSignedIn }) 
 
   function failed(card, error, retry) {
     status.set("");
-    if (error.status === 429 || error.code === Code.RATE_LIMITED) {
+    if (error.code === Code.RATE_LIMITED || (error.status === 429 && !error.code)) {
       const seconds = error.retryAfterS ?? RATE_LIMIT_DEFAULT_S;
       live.uploadFailed(card, {
         text: "Not sent yet: rate limited. It is sent again by itself when the wait is over.",
