@@ -29,21 +29,24 @@ from whisp_recorder.convert import wav_bytes
 from whisp_shared.audio import TARGET_RATE
 from whisp_shared.bus import EventBus
 from whisp_shared.events import RecordingCompleted
+from whisp_shared.lanes import Lane
 from whisp_shared.logs import get_logger
 from whisp_shared.options import RecordingOptions
-from whisp_shared.streams import PRIORITY_RECORDINGS, RECORDINGS
+from whisp_shared.queue import LANE_STREAMS, QueueEntry
 
 log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
 class Accepted:
-    """A recording stored and announced: what its submitter is told."""
+    """A recording stored and announced: what its submitter is told (and where it waits,
+    so the gateway can tell its owner: `whisp_shared.queue`)."""
 
     recording_id: str
     duration_s: float
     audio_uri: str
     content_type: str
+    queue: QueueEntry
 
 
 def public_base_url(settings: AudioSettings) -> str:
@@ -73,14 +76,14 @@ class Ingest:
         self.settings = settings
         self.base_url = public_base_url(settings)
 
-    def lane_of(self, source: Literal["upload", "device"], duration_s: float) -> str:
+    def lane_of(self, source: Literal["upload", "device"], duration_s: float) -> Lane:
         """The priority lane for what a person waits for: a device recording (the key was
         just let go) or a short upload (the page's and the CLI's push-to-talk); long uploads
         go behind them (`whisp_shared.lanes`)."""
         limit = self.settings.priority_max_s
         if limit and (source == "device" or duration_s <= limit):
-            return PRIORITY_RECORDINGS
-        return RECORDINGS
+            return "priority"
+        return "bulk"
 
     def audio_uri(self, meta: StoredRecording) -> str:
         if self.settings.audio_uri == "file":
@@ -123,8 +126,9 @@ class Ingest:
             duration_s=round(duration_s, 3),
             **options.options().model_dump(),
         )
+        lane = self.lane_of(source, duration_s)
         try:
-            await self.bus.publish(self.lane_of(source, duration_s), event)
+            entry_id = await self.bus.publish(LANE_STREAMS[lane], event)
         except Exception as exc:
             log.error("publishing a recording failed", error=str(exc), recording_id=recording_id)
             if never_sent(exc):
@@ -150,4 +154,5 @@ class Ingest:
             duration_s=round(duration_s, 2),
             trace_id=event.trace_id,
         )
-        return Accepted(recording_id, round(duration_s, 3), event.audio_uri, "audio/wav")
+        queued = QueueEntry(lane=lane, entry_id=entry_id)
+        return Accepted(recording_id, round(duration_s, 3), event.audio_uri, "audio/wav", queued)

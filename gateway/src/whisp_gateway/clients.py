@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel
 
 from whisp_shared.caller import service_headers
 from whisp_shared.codes import ErrorCode
+from whisp_shared.devices import StartDeviceRecording
 from whisp_shared.errors import WhispError
 from whisp_shared.options import AgentRoute, RecordingOptions
+from whisp_shared.queue import RecordingAccepted
 from whisp_shared.user_data import (
     AGENT_DATA_PATH,
     AUDIO_PURGE_PATH,
@@ -122,7 +125,8 @@ class AudioService(ServiceClient):
         filename: str,
         content_type: str,
         options: RecordingOptions,
-    ) -> Submitted:
+    ) -> RecordingAccepted:
+        """Upload; the answer says where the recording waits (`queue`), never for a page."""
         response = await self.request(
             "POST",
             "/recordings",
@@ -130,7 +134,7 @@ class AudioService(ServiceClient):
             files={"file": (filename, data, content_type)},
             data=options.as_form(),
         )
-        return Submitted.model_validate(response.json())
+        return RecordingAccepted.model_validate(response.json())
 
     async def live_start(self, user_id: str, options: RecordingOptions, rate: int) -> str:
         """Open a live recording (its audio follows with `live_append`); its id."""
@@ -153,6 +157,42 @@ class AudioService(ServiceClient):
 
     async def live_cancel(self, user_id: str, recording_id: str) -> None:
         await self.request("POST", f"/live/{recording_id}/cancel", user_id)
+
+    # A microphone on the audio service's own machine (`/devices`): one recorder per
+    # caller and device there, so passing the user is all the isolation it needs.
+
+    @staticmethod
+    def _device(device: str, action: str = "") -> str:
+        """The path of one device's recorder (`action`: "", "/stop", "/cancel", "/events");
+        the name quoted whole, so "hw:0,0" or a name with a slash stays one segment."""
+        return f"/devices/{quote(device, safe='')}/recording{action}"
+
+    async def devices(self, user_id: str) -> Any:
+        """The input devices the audio service sees (its `DeviceList`, as JSON)."""
+        return (await self.request("GET", "/devices", user_id)).json()
+
+    async def device_start(
+        self, user_id: str, device: str, options: RecordingOptions, max_duration_s: float | None
+    ) -> Any:
+        """Start recording with `options` as given (already resolved); its status (JSON)."""
+        body = StartDeviceRecording(**options.model_dump(), max_duration_s=max_duration_s)
+        payload = body.model_dump(mode="json", exclude_none=True)
+        return (await self.request("POST", self._device(device), user_id, json=payload)).json()
+
+    async def device_stop(self, user_id: str, device: str) -> Submitted:
+        """Stop, store and publish: the recording, as an upload's (no internal fields)."""
+        response = await self.request("POST", self._device(device, "/stop"), user_id)
+        return Submitted.model_validate(response.json())
+
+    async def device_cancel(self, user_id: str, device: str) -> Any:
+        return (await self.request("POST", self._device(device, "/cancel"), user_id)).json()
+
+    async def device_status(self, user_id: str, device: str) -> Any:
+        return (await self.request("GET", self._device(device), user_id)).json()
+
+    async def device_events(self, user_id: str, device: str) -> httpx.Response:
+        """The recorder's status stream (SSE), opened: the caller reads and closes it."""
+        return await self.open_stream("GET", self._device(device, "/events"), user_id)
 
     async def delete(self, user_id: str, recording_id: str) -> None:
         try:

@@ -7,6 +7,9 @@ user's stored transcript after the event (`TranscriptUpdated`), published to
 in their history, and sees it exactly once. If storing keeps failing, a snapshot built
 from the event alone is still forwarded (the event is dead-lettered for ops), so the user
 is never left waiting on a database problem.
+
+Each `TranscriptReady` also goes into the rolling record of processing times that queue
+estimates read (`whisp_shared.queue_position`): this group sees every one exactly once.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from datetime import UTC, datetime
 from whisp_gateway import metrics
 from whisp_gateway.repository import Repository
 from whisp_gateway.repository.projection import snapshot_of
-from whisp_shared.bus import Consumer
-from whisp_shared.events import Event, FailureFields
+from whisp_shared.bus import Consumer, EventBus
+from whisp_shared.events import Event, FailureFields, TranscriptReady
+from whisp_shared.queue_position import record_processing
 from whisp_shared.streams import (
     GATEWAY_GROUP,
     PRIORITY_RECORDINGS,
@@ -40,9 +44,11 @@ def _updated(event: Event, transcript: Transcript) -> TranscriptUpdated:
     )
 
 
-def snapshot_consumers(repo: Repository) -> list[Consumer]:
+def snapshot_consumers(repo: Repository, bus: EventBus) -> list[Consumer]:
     async def store(event: Event) -> TranscriptUpdated | None:
         await repo.apply(event)
+        if isinstance(event, TranscriptReady):
+            await record_processing(bus.redis, event)
         stored = await repo.get(event.user_id, event.recording_id)
         # None: the owner deleted it meanwhile, or the event names another user's recording.
         return _updated(event, stored) if stored is not None else None

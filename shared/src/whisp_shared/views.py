@@ -7,9 +7,9 @@ state from raw bus events, and nothing internal (audio URIs, file paths, service
 is in a snapshot.
 
 Live-only events (`LiveEvent`: partial text while the key is held, an agent's answer as it
-streams) are not stored: they travel on `whisp:live` (`EventBus.publish_live`) straight to
-the owner's open pages, without an SSE id, and are never replayed; the stored snapshot that
-follows them carries the outcome.
+streams, an upload's place in the transcription queue) are not stored: they travel on
+`whisp:live` (`EventBus.publish_live`) straight to the owner's open pages, without an SSE
+id, and are never replayed; the stored snapshot that follows them carries the outcome.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, Field, TypeAdapter, model_validator
 
 from whisp_shared.events import EventBase, Segment, TokenUsage
+from whisp_shared.queue import QueuePosition
 
 Status = Literal["processing", "done", "failed"]
 
@@ -134,11 +135,24 @@ class AnswerDelta(EventBase):
     """Which text of the run this piece grows; a higher one replaces the text shown."""
 
 
-LiveEvent = Annotated[TranscriptPartial | AnswerDelta, Field(discriminator="type")]
+class RecordingQueued(EventBase):
+    """Where the owner's recording waits for a transcription worker, each time that changes
+    (live only, from the gateway that accepted it). Counts only: nothing of the other
+    recordings that wait. The last one has `queue: None`: a worker took it (its snapshot
+    says the rest), or the gateway stopped watching."""
+
+    type: Literal["recording.queued"] = "recording.queued"
+    queue: QueuePosition | None
+
+
+LiveEvent = Annotated[
+    TranscriptPartial | AnswerDelta | RecordingQueued, Field(discriminator="type")
+]
 """What `whisp:live` carries: to the owner's open pages only, never stored or replayed."""
 
 ClientEvent = Annotated[
-    TranscriptUpdated | TranscriptPartial | AnswerDelta, Field(discriminator="type")
+    TranscriptUpdated | TranscriptPartial | AnswerDelta | RecordingQueued,
+    Field(discriminator="type"),
 ]
 """Everything `/api/events` sends: stored snapshots (with ids) and live-only events."""
 CLIENT_EVENT_ADAPTER: TypeAdapter[ClientEvent] = TypeAdapter(ClientEvent)

@@ -35,6 +35,7 @@ from whisp_cli.desk.gateway import GatewayError, auth_headers, error_from, unrea
 from whisp_shared.views import (
     CLIENT_EVENT_ADAPTER,
     AnswerDelta,
+    RecordingQueued,
     Transcript,
     TranscriptPartial,
 )
@@ -191,6 +192,8 @@ class EventFeed:
             if (on_answer := self.on_answer) is not None:
                 on_answer(event)
             return
+        if isinstance(event, RecordingQueued):
+            return  # the page shows the queue; the terminal's "transcribing…" says enough
         snapshot = event.transcript
         with self._lock:
             watcher = self._watchers.get(snapshot.recording_id)

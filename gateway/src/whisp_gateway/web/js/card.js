@@ -9,7 +9,8 @@
 // A streamed press's card starts with the words said so far (`showPartial`, dimmed where
 // still tentative) and trades them for the stored transcript when its snapshot says done.
 // Likewise an answer shows as it is written (`showAnswerDelta`, answering.js) until the
-// snapshot with the stored answer replaces it.
+// snapshot with the stored answer replaces it. While an upload waits for a transcription
+// worker its badge says where (`showQueue`: "Queued: 3 ahead, about 12 s").
 
 import { AnswerText, renderAnswering } from "./answering.js";
 import { transcriptionFailureText } from "./failures.js";
@@ -40,6 +41,16 @@ function cardStatus(t) {
   return awaitsAnswer(t) ? "thinking" : "done";
 }
 
+/** "Queued: 3 ahead, about 12 s" for a QueuePosition (the server's counts, as they are). */
+function queueText(q) {
+  const ahead = q.ahead === 0 ? "next" : `${q.at_least ? "at least " : ""}${q.ahead} ahead`;
+  if (q.eta_s != null) {
+    const eta = q.eta_s < 60 ? `${Math.max(1, Math.round(q.eta_s))} s` : `${Math.round(q.eta_s / 60)} min`;
+    return `Queued: ${ahead}, ${q.at_least ? "more than" : "about"} ${eta}`;
+  }
+  return q.workers === 0 ? `Queued: ${ahead}, waiting for a worker` : `Queued: ${ahead}`;
+}
+
 function durationText(seconds) {
   return seconds == null ? "" : `${Number(seconds).toFixed(1)} s`;
 }
@@ -59,6 +70,7 @@ export class ResultCard {
     this.shown = null; // the snapshot on display
     this.text = "";
     this.answering = null; // the answer so far (AnswerText), until the stored one is in
+    this.queue = null; // where it waits for a worker (QueuePosition), while it does
     this.watchTimer = 0; // live.js's watchdog
     this.watchSince = 0;
     this.retryCountdown = 0;
@@ -154,6 +166,16 @@ export class ResultCard {
     delete this.el.dataset.live;
   }
 
+  // --- waiting for a worker --------------------------------------------------
+
+  /** Its place in the queue (null: a worker has it); shown while it is transcribing. */
+  showQueue(queue) {
+    this.queue = queue;
+    if (this.status === "transcribing" && this.el.dataset.via !== "stream") {
+      this.badge.textContent = queue ? queueText(queue) : BADGES.transcribing;
+    }
+  }
+
   // --- an answer as it is written ---------------------------------------------
 
   /** An `answer.delta` of this card's recording; kept until the card is settled, drawn
@@ -232,9 +254,11 @@ export class ResultCard {
     this.copy.hidden = !this.text;
     if (status === "empty") this.transcript.dataset.empty = "true";
     else delete this.transcript.dataset.empty;
+    if (status !== "transcribing") this.queue = null;
     const badge =
       status === "thinking" ? `Asking ${this.agentName()}…`
       : status === "transcribing" && this.el.dataset.via === "stream" ? "Finishing…"
+      : status === "transcribing" && this.queue ? queueText(this.queue)
       : undefined;
     this.setStatus(status, badge);
 

@@ -5,7 +5,8 @@
 // it. The page hands each one on as it is (`onSnapshot`); it never rebuilds a transcript.
 // Beside them, live-only events without an id, never replayed: `transcript.partial` (the
 // words so far while a key is held) goes to `onPartial`; `answer.delta` (the next piece of
-// an agent's answer as it is written) to `onAnswerDelta`.
+// an agent's answer as it is written) to `onAnswerDelta`; `recording.queued` (where an
+// upload waits for a transcription worker; `queue` null once one took it) to `onQueued`.
 //
 // While an EventSource is open the browser reconnects by itself after a drop and sends
 // Last-Event-ID, so nothing is missed. If the server refuses a reconnect (an HTTP error,
@@ -22,6 +23,8 @@ export const SNAPSHOT_EVENT = "transcript.updated";
 export const PARTIAL_EVENT = "transcript.partial";
 /** The SSE event name (and `type`) of the next piece of an answer as it is written. */
 export const ANSWER_EVENT = "answer.delta";
+/** The SSE event name (and `type`) of an upload's place in the transcription queue. */
+export const QUEUED_EVENT = "recording.queued";
 
 const LABELS = {
   connecting: "Connecting…",
@@ -35,13 +38,15 @@ export class LiveConnection {
   /**
    * onSnapshot(transcript, event): `event` is the envelope (event_id, trace_id, …);
    * onPartial(event): {recording_id, text, stable_chars, sequence};
-   * onAnswerDelta(event): {recording_id, agent_id, delta, run_id, sequence, part}.
+   * onAnswerDelta(event): {recording_id, agent_id, delta, run_id, sequence, part};
+   * onQueued(event): {recording_id, queue: {position, ahead, at_least, workers, eta_s} | null}.
    */
-  constructor({ indicator, onSnapshot, onPartial = () => {}, onAnswerDelta = () => {}, onResync, onUnauthorized }) {
+  constructor({ indicator, onSnapshot, onPartial = () => {}, onAnswerDelta = () => {}, onQueued = () => {}, onResync, onUnauthorized }) {
     this.indicator = indicator;
     this.onSnapshot = onSnapshot;
     this.onPartial = onPartial;
     this.onAnswerDelta = onAnswerDelta;
+    this.onQueued = onQueued;
     this.onResync = onResync;
     this.onUnauthorized = onUnauthorized;
     this.source = null;
@@ -127,6 +132,7 @@ export class LiveConnection {
     for (const [name, handler] of [
       [PARTIAL_EVENT, (event) => this.onPartial(event)],
       [ANSWER_EVENT, (event) => this.onAnswerDelta(event)],
+      [QUEUED_EVENT, (event) => this.onQueued(event)],
     ]) {
       source.addEventListener(name, (message) => {
         if (source !== this.source) return;

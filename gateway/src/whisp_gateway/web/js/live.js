@@ -71,12 +71,13 @@ export class LiveResults {
     card.uploadProgress(fraction);
   }
 
-  /** The upload's answer: {recording_id, duration_s, transcript?} (transcript with ?wait). */
-  uploadSucceeded(card, { recording_id: recordingId, duration_s: durationS, transcript }) {
+  /** The upload's answer: {recording_id, duration_s, queue?, transcript?} (transcript with ?wait). */
+  uploadSucceeded(card, { recording_id: recordingId, duration_s: durationS, queue, transcript }) {
     this.inFlight = Math.max(0, this.inFlight - 1);
     this.#register(card, recordingId);
     card.setDuration(durationS);
     card.awaitResult();
+    card.showQueue(queue ?? null);
     const held = this.held.get(recordingId);
     this.held.delete(recordingId);
     for (const snapshot of [held, transcript]) if (snapshot) this.#show(card, snapshot);
@@ -222,6 +223,12 @@ export class LiveResults {
         });
       }
     }
+  }
+
+  /** Where a recording waits for a worker (`recording.queued`), to its card (if any). */
+  queued(event) {
+    const card = this.cards.get(event.recording_id);
+    if (card) card.showQueue(event.queue ?? null);
   }
 
   /** The next piece of an answer as it is written, to its recording's card (if any). */
