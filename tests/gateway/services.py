@@ -19,6 +19,7 @@ from tests.gateway.server import serving
 from tests.support.speech import write_wav
 from whisp_agent.app import create_app as create_agent_app
 from whisp_audio.app import create_app as create_audio_app
+from whisp_audio.device_recordings import SourceFactory
 from whisp_audio.settings import AudioSettings
 from whisp_shared.bus import EventBus
 from whisp_shared.config import BusSettings
@@ -52,12 +53,20 @@ class Stack:
 
 @contextmanager
 def stack(
-    gateway: GatewayFactory, bus_settings: BusSettings, tmp_path: Path, **gateway_settings: object
+    gateway: GatewayFactory,
+    bus_settings: BusSettings,
+    tmp_path: Path,
+    audio_sources: SourceFactory | None = None,
+    **gateway_settings: object,
 ) -> Iterator[Stack]:
-    """A gateway with the audio service and the agent service (and its chat stub) behind."""
+    """A gateway with the audio service and the agent service (and its chat stub) behind;
+    `audio_sources` gives the audio service its device microphones (files played as
+    microphones, `FileReplaySource`)."""
     audio_dir = tmp_path / "audio-data"
     audio = create_audio_app(
-        AudioSettings(data_dir=audio_dir, retention_days=None), EventBus(bus_settings)
+        AudioSettings(data_dir=audio_dir, retention_days=None),
+        EventBus(bus_settings),
+        source_factory=audio_sources,
     )
     with ChatStub() as chat:
         agent_settings = make_settings(tmp_path / "agent", chat.base_url, registry=AGENTS)

@@ -3,6 +3,9 @@
 PortAudio reads the device list once, when it initialises; an audio server started
 later (PulseAudio in a test, a USB microphone plugged in) is only seen after a
 re-initialisation, which is safe only while no stream is open.
+
+The devices come as the shared `InputDevice`: the audio service lists them as they are
+over HTTP, and the gateway reads that answer.
 """
 
 from __future__ import annotations
@@ -10,18 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 import sounddevice as sd  # type: ignore[import-untyped]
-from pydantic import BaseModel
 
 from whisp_recorder.sounddevice_source import open_stream_count, portaudio_lock
-
-
-class InputDevice(BaseModel):
-    index: int
-    name: str
-    host_api: str
-    max_input_channels: int
-    default_sample_rate: float
-    is_default: bool
+from whisp_shared.devices import InputDevice
 
 
 def refresh_portaudio() -> bool:

@@ -22,8 +22,9 @@ from fastapi import APIRouter, Body
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from whisp_audio.api.deps import CallerDep, RecordingsDep
-from whisp_audio.api.models import DeviceList, DeviceStatus, StartRecording, StopResult
+from whisp_audio.api.models import StopResult, device_status
 from whisp_recorder.devices import list_input_devices
+from whisp_shared.devices import DeviceList, DeviceStatus, StartDeviceRecording
 from whisp_shared.http_errors import ERROR_RESPONSES
 
 NO_DEVICES = (
@@ -46,11 +47,11 @@ async def start_recording(
     device: str,
     caller: CallerDep,
     recordings: RecordingsDep,
-    body: Annotated[StartRecording | None, Body()] = None,
+    body: Annotated[StartDeviceRecording | None, Body()] = None,
 ) -> DeviceStatus:
-    request = body or StartRecording()
+    request = body or StartDeviceRecording()
     snapshot = await recordings.start(caller.user_id, device, request, request.max_duration_s)
-    return DeviceStatus.of(snapshot)
+    return device_status(snapshot)
 
 
 @router.post("/{device}/recording/stop", status_code=201)
@@ -62,14 +63,14 @@ async def stop_recording(device: str, caller: CallerDep, recordings: RecordingsD
 async def cancel_recording(
     device: str, caller: CallerDep, recordings: RecordingsDep
 ) -> DeviceStatus:
-    return DeviceStatus.of(await recordings.cancel(caller.user_id, device))
+    return device_status(await recordings.cancel(caller.user_id, device))
 
 
 @router.get("/{device}/recording")
 async def recording_status(
     device: str, caller: CallerDep, recordings: RecordingsDep
 ) -> DeviceStatus:
-    return DeviceStatus.of(recordings.status(caller.user_id, device))
+    return device_status(recordings.status(caller.user_id, device))
 
 
 @router.get("/{device}/recording/events", response_class=EventSourceResponse)
@@ -77,4 +78,4 @@ async def recording_events(
     device: str, caller: CallerDep, recordings: RecordingsDep
 ) -> AsyncIterator[ServerSentEvent]:
     async for snapshot in recordings.events(caller.user_id, device):
-        yield ServerSentEvent(data=DeviceStatus.of(snapshot), event="status")
+        yield ServerSentEvent(data=device_status(snapshot), event="status")

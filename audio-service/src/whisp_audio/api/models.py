@@ -3,6 +3,8 @@
 The recording options themselves are the shared `RecordingOptions` (one model for every
 service); the request models here only add what a route needs beside them and refuse
 fields nobody defined, so a typo (`langauge=en`) is a 422 rather than silently ignored.
+Shapes the gateway reads are shared too (`whisp_shared.queue`, `whisp_shared.devices`):
+this module only builds them from the domain's values.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from whisp_audio.device_recordings import DeviceResult, DeviceSnapshot, StoppedBy
 from whisp_audio.ingest import Accepted
 from whisp_audio.live import LiveCommitted, LiveStarted
-from whisp_recorder import RecorderState
-from whisp_recorder.devices import InputDevice
+from whisp_shared import queue
+from whisp_shared.devices import DeviceStatus
 from whisp_shared.options import RecordingForm, RecordingOptions
 
 
@@ -34,26 +36,13 @@ class UploadForm(RecordingForm):
     file: UploadFile = Field(description="the audio file; its type is sniffed")
 
 
-class StartRecording(RecordingOptions):
-    """Body of `POST /devices/{device}/recording` (all optional)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_duration_s: float | None = Field(default=None, gt=0)
-    """Stop by itself after this long (at most the service's own limit)."""
-
-
-class RecordingAccepted(BaseModel):
-    """A recording stored and queued for transcription (`whisp_audio.ingest.Accepted`)."""
-
-    recording_id: str
-    duration_s: float
-    audio_uri: str
-    content_type: str
+class RecordingAccepted(queue.RecordingAccepted):
+    """A recording stored and queued for transcription: the shared answer (the gateway
+    reads it), built from the domain's `whisp_audio.ingest.Accepted`."""
 
     @classmethod
     def of(cls, accepted: Accepted) -> RecordingAccepted:
-        return RecordingAccepted(**asdict(accepted))
+        return cls(**asdict(accepted))
 
 
 class StopResult(RecordingAccepted):
@@ -66,36 +55,19 @@ class StopResult(RecordingAccepted):
         return StopResult(**asdict(result.accepted), stopped_by=result.stopped_by)
 
 
-class DeviceStatus(BaseModel):
-    """One (user, device): the recorder's state and level, and what ended it last."""
-
-    device: str
-    state: RecorderState
-    elapsed_s: float
-    level_dbfs: float
-    reason: str
-    max_duration_s: float | None
-    error: str | None = None
-    last_recording_id: str | None = None
-
-    @classmethod
-    def of(cls, snapshot: DeviceSnapshot) -> DeviceStatus:
-        status = snapshot.status
-        return cls(
-            device=snapshot.device,
-            state=status.state,
-            elapsed_s=status.elapsed_s,
-            level_dbfs=status.level_dbfs,
-            reason=status.reason,
-            max_duration_s=snapshot.max_duration_s,
-            error=snapshot.error,
-            last_recording_id=snapshot.last_recording_id,
-        )
-
-
-class DeviceList(BaseModel):
-    devices: list[InputDevice]
-    message: str | None = None
+def device_status(snapshot: DeviceSnapshot) -> DeviceStatus:
+    """The shared answer about one (user, device), from the domain's snapshot."""
+    status = snapshot.status
+    return DeviceStatus(
+        device=snapshot.device,
+        state=status.state,
+        elapsed_s=status.elapsed_s,
+        level_dbfs=status.level_dbfs,
+        reason=status.reason,
+        max_duration_s=snapshot.max_duration_s,
+        error=snapshot.error,
+        last_recording_id=snapshot.last_recording_id,
+    )
 
 
 class RecordingInfo(BaseModel):

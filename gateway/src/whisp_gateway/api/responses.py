@@ -79,7 +79,7 @@ def errors(
     responses: Responses = {}
     for status in sorted(set(statuses) | set(notes)):
         entry: dict[str, Any] = {
-            "description": notes.get(status, WHY[status]),
+            "description": notes[status] if status in notes else WHY[status],
             "content": {"application/json": {"schema": _schema(model)}},
         }
         if not streaming:

@@ -22,9 +22,9 @@ from whisp_gateway.realtime.protocol import ProtocolError
 from whisp_gateway.repository import Repository
 from whisp_gateway.repository.models import User
 from whisp_gateway.settings import GatewaySettings
+from whisp_gateway.user_options import default_route
 from whisp_gateway.wyoming.settings import WyomingSettings, client_address
 from whisp_shared.codes import ErrorCode
-from whisp_shared.errors import WhispError
 from whisp_shared.logs import get_logger
 from whisp_shared.options import AgentRoute
 
@@ -64,24 +64,13 @@ class Context:
             )
         route = self.settings.route_for(address)
         user = await self._user(route.user)
-        agent = route.route() if route.wants_agent else await self._default_route(user)
+        # A satellite that names no agent gets its owner's `default_agent`.
+        if route.wants_agent:
+            agent = route.route()
+        else:
+            saved = await self.repo.get_settings(user.id)
+            agent = await default_route(self.agents, user.id, saved.default_agent)
         return Caller(user, agent, str(address))
-
-    async def _default_route(self, user: User) -> AgentRoute:
-        """A satellite that names no agent gets its owner's `default_agent`, if they may
-        still run it; when the agent service cannot say, the transcript goes without one
-        (speech-to-text must not fail for want of an answer nobody configured here)."""
-        name = (await self.repo.get_settings(user.id)).default_agent
-        if name is None:
-            return AgentRoute()
-        try:
-            route = await self.agents.route_to(user.id, name)
-        except WhispError as exc:
-            log.warning("wyoming: default agent not checked, none used", error=exc.message)
-            return AgentRoute()
-        if route is None:
-            log.warning("wyoming: the owner's default agent is not available", agent=name)
-        return route or AgentRoute()
 
     async def _user(self, name: str | None) -> User:
         if name is None:
