@@ -11,7 +11,7 @@ import asyncio
 import random
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -21,6 +21,7 @@ import pytest
 from tests.agents.chat_stub import ChatStub
 from tests.agents.conftest import make_settings
 from tests.agents.test_me_data import ALICE, chat, export
+from tests.gateway import conftest as gateway_fixtures
 from tests.gateway.postgres import PostgresProvider
 from whisp_agent.app import create_app
 from whisp_agent.settings import AgentSettings
@@ -30,30 +31,14 @@ from whisp_shared.bus import EventBus
 from whisp_shared.config import BusSettings
 from whisp_shared.user_data import AGENT_DATA_PATH, AgentData, AgentDataDeleted
 
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresProvider]:
-    """PostgreSQL on demand: started (or found via DATABASE_URL) when a test first asks."""
-    provider = PostgresProvider()
-    yield provider
-    provider.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres: PostgresProvider
-) -> AsyncIterator[str]:
-    """One database two replicas share: a SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/agent.sqlite"
-        return
-    async with postgres.database() as url:
-        yield url
+postgres = gateway_fixtures.postgres
+database_url = gateway_fixtures.database_url
+"""One database two replicas share: a SQLite file, or a fresh PostgreSQL database."""
 
 
 @pytest.fixture
-async def replicas(database: str) -> AsyncIterator[tuple[Store, Store]]:
-    a, b = Store(database), Store(database)
+async def replicas(database_url: str) -> AsyncIterator[tuple[Store, Store]]:
+    a, b = Store(database_url), Store(database_url)
     yield a, b
     await a.close()
     await b.close()

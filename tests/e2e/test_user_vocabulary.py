@@ -86,10 +86,11 @@ def check_settings_reach_their_owner(
         scores[name] = (right, said, sum(wers) / len(wers))
         print(f"{name}: names {right}/{said}, mean WER {scores[name][2]:.3f}")
     # Measured on this path (the short-window decode takes these clips): 2/15 names and
-    # WER 0.653 without, 6/15 and 0.515 with. The worker's full decode gains more (8/15,
-    # 0.408: tests/transcription/test_vocabulary.py).
-    assert scores["alice"][0] >= scores["bob"][0] + 3
-    assert scores["alice"][2] <= scores["bob"][2] - 0.08
+    # WER 0.653 without, 10/15 and 0.365 with. A greedy short window gained less (8/15,
+    # 0.439; 6/15 and 0.515 when first measured) than the full path does; it searches a
+    # beam when prompted now (engines/short_window.py).
+    assert scores["alice"][0] >= scores["bob"][0] + 6
+    assert scores["alice"][2] <= scores["bob"][2] - 0.24
 
     # Replacements: applied to alice's text only, the recogniser's text kept beside it.
     hers, his = heard["alice"][-1], heard["bob"][-1]

@@ -9,7 +9,6 @@ import-light by design (yaml + pydantic), so validation works without a running 
 from __future__ import annotations
 
 import json
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from rich.markdown import Markdown
 from rich.table import Table
 
 from whisp_cli.desk.gateway import GatewayError
-from whisp_cli.desk.rest import fail, raise_for, rest_client
+from whisp_cli.desk.rest import fail, raise_for, rest_client, text_or_stdin
 from whisp_shared.codes import ErrorCode
 
 agent_app = typer.Typer(help="Run an agent or pipeline on text.", no_args_is_help=True)
@@ -110,11 +109,7 @@ def run(
     url: UrlOpt = None,
 ) -> None:
     """Run AGENT_ID on TEXT (or on stdin: `echo text | whisp agent run ID`)."""
-    if text is None:
-        if sys.stdin.isatty():
-            errors.print("give the text as an argument or pipe it on stdin")
-            raise typer.Exit(2)
-        text = sys.stdin.read()
+    text = text_or_stdin(text, errors)
     if not text.strip():
         errors.print("the input is empty")
         raise typer.Exit(2)

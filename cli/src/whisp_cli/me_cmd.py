@@ -10,7 +10,6 @@ changed read-modify-write: GET, edit, PATCH of the whole list field.
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, Any, TypeVar
 
 import httpx
@@ -19,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from whisp_cli import me_data_cmd
-from whisp_cli.desk.rest import raise_for
+from whisp_cli.desk.rest import raise_for, text_or_stdin
 from whisp_cli.me_common import UrlOpt, call, console, errors
 from whisp_shared.dictation import Replacement
 from whisp_shared.user_settings import PreviewResult, UserSettings, phrase_key
@@ -251,11 +250,7 @@ def preview(
     url: UrlOpt = None,
 ) -> None:
     """TEXT with your saved replacements applied, as a transcript would get it."""
-    if text is None:
-        if sys.stdin.isatty():
-            errors.print("give the text as an argument or pipe it on stdin")
-            raise typer.Exit(2)
-        text = sys.stdin.read().rstrip("\n")
+    text = text_or_stdin(text, errors).rstrip("\n")
 
     def work(client: httpx.Client) -> PreviewResult:
         response = client.post("/api/me/settings/preview", json={"text": text})

@@ -18,6 +18,12 @@ class ShortWindowSettings(BaseModel):
     """Silence encoded after the speech; below 1 s the decoder loops on some clips."""
     max_tokens_per_s: float = Field(default=12.0, ge=4.0, le=40.0)
     """A pass writing more than this (plus a little slack) is looping: full path."""
+    prompt_beam_size: int = Field(default=5, ge=1, le=10)
+    """Beam width of a pass with a prompt (a vocabulary, a caller's prompt); 1 is greedy.
+    A greedy pass copies a list of names as a list, dropping the words between them; the
+    beam keeps the sentence (`engines/short_window.py`: ~1.3x the CPU of greedy, still about
+    half the full path's). Passes without a prompt stay greedy (a beam did worse there), and
+    so do live partials (the final pass corrects them; their cadence stays)."""
 
 
 class FasterWhisperSettings(BaseModel):

@@ -22,6 +22,12 @@ asserts the chosen form's gain):
 | the caller's prompt, then "We talk about …"   | 0.424 / 8 / 0.234    |                      |
 | the caller's prompt alone                     | 0.743 / 1 / 0.181    | 0.777 / 1 / 0.132    |
 
+That table's short window was greedy. It now searches a beam when prompted (beam 5,
+`engines/short_window.py`, where the greedy pass wrote lists), and the forms come closer:
+sentence 0.380 / 10 / 0.144, bare list 0.379 / 9, "Vocabulary:" 0.363 / 11, "Glossary:"
+0.395 / 9; on another eight clips (24 names; not the second set below) 0.297 / 14, 0.326 /
+15, 0.348 / 13, 0.326 / 13. Within the noise of each other: the sentence stays.
+
 With 25 terms (10 of them never said) the chosen form gives 0.457 / 8 / 0.272, and
 0.472 / 8 / 0.177 with the caller's prompt after it; the bare list falls to 0.641 / 5.
 A second set (eight other sentences and voices, 24 terms, short window) agreed on the

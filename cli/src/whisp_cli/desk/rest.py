@@ -8,6 +8,8 @@ tell "fix your arguments" from 1, "the gateway is away or broke" (and 401/403/40
 
 from __future__ import annotations
 
+import sys
+
 import httpx
 import typer
 from rich.console import Console
@@ -46,3 +48,13 @@ def fail(exc: Exception, url: str, errors: Console) -> typer.Exit:
     message = str(unreachable(url, exc))
     errors.print(message, style="bold red", markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(1)
+
+
+def text_or_stdin(text: str | None, errors: Console) -> str:
+    """The command's TEXT argument, else what is piped on stdin (a terminal there: exit 2)."""
+    if text is not None:
+        return text
+    if sys.stdin.isatty():
+        errors.print("give the text as an argument or pipe it on stdin")
+        raise typer.Exit(2)
+    return sys.stdin.read()

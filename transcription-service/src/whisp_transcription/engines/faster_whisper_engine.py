@@ -127,8 +127,8 @@ class FasterWhisperEngine:
         return self._transcribe_full(clip, options, language, prompt)
 
     def peek_sync(self, samples: npt.NDArray[np.float32], options: TranscribeOptions) -> str | None:
-        """What the audio so far seems to say, for a partial: one short pass and never the
-        full path (None when a guard does not trust it: the next partial may)."""
+        """What the audio so far seems to say, for a partial: one greedy short pass and never
+        the full path (None when a guard does not trust it: the next partial may)."""
         self.load()
         assert self._short is not None
         speech = Speech.find(samples, self.settings.vad_filter)
@@ -138,7 +138,7 @@ class FasterWhisperEngine:
             return None
         language = options.language or self.settings.language
         outcome = self._short.decode(
-            speech.samples, language, self._prompt(options, language), words=False
+            speech.samples, language, self._prompt(options, language), words=False, greedy=True
         )
         return outcome.text if isinstance(outcome, ShortResult) else None
 
