@@ -9,6 +9,7 @@ the recording; a peer reclaims the entry instead.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 from redis.asyncio import Redis
@@ -94,3 +95,35 @@ async def _called(handler: Recorder, rid: str) -> bool:
 
 async def _pending_for(redis: Redis, name: str, n: int) -> bool:
     return await pending_count(redis, name) == n
+
+
+async def test_a_peer_removes_gone_consumers_once_nothing_is_pending_for_them(
+    make_bus, redis: Redis
+) -> None:
+    """Pods killed without a clean stop leave names behind: a peer's trimmer removes the ones
+    idle past `gone_consumer_idle_s` with nothing pending, never one that still holds an
+    entry (its recording would be dropped with it)."""
+    await redis.xgroup_create(RECORDINGS, TRANSCRIBERS_GROUP, id="0", mkstream=True)
+    await redis.xgroup_createconsumer(RECORDINGS, TRANSCRIBERS_GROUP, "killed-idle")
+    await redis.xadd(RECORDINGS, {"data": b"{}"})
+    await redis.xreadgroup(TRANSCRIBERS_GROUP, "killed-holding", {RECORDINGS: ">"}, count=1)
+    assert await consumer_names(redis) == {"killed-idle": 0, "killed-holding": 1}
+
+    peer = make_bus(
+        "peer", consumer(Recorder()), gone_consumer_idle_s=1.5, trim_interval_s=0.1,
+        claim_idle_ms=60_000,
+    )  # fmt: skip
+    await peer.start()
+    try:
+        await wait_for(lambda: _without(redis, "killed-idle"))
+        assert await consumer_names(redis) == {"killed-holding": 1}  # holds its entry: stays
+        await peer.publish(RECORDINGS, recording("after"))  # the live reader: idle < 1.5 s
+        await wait_for(lambda: has_outputs(redis, 1))
+        await asyncio.sleep(0.3)  # a few trim rounds
+        assert await consumer_names(redis) == {"killed-holding": 1, "peer": 0}
+    finally:
+        await peer.stop()
+
+
+async def _without(redis: Redis, name: str) -> bool:
+    return name not in await consumer_names(redis)

@@ -24,7 +24,8 @@ whatever is still held is handed back the same way for a peer to finish. Last, a
 that holds nothing any more leaves the group (XGROUP DELCONSUMER, only while its pending
 count is 0, checked in the same script): a scaled-in pod does not stay behind as a dead
 name in XINFO CONSUMERS. One that still has entries pending (handed back, or left for a
-retry) stays, since deleting a consumer drops its pending entries, and a peer reclaims them.
+retry) stays, since deleting a consumer drops its pending entries, and a peer reclaims them
+(then a peer's trimmer removes the name: `bus_members`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from redis.asyncio import Redis
 
 from whisp_shared.bus_consumer import Consumer, Finish, Taken, deliver
 from whisp_shared.bus_finish import Finisher
+from whisp_shared.bus_members import leave
 from whisp_shared.bus_read import READ_LUA, RawEntry, unpack_entries
 from whisp_shared.config import BusSettings
 from whisp_shared.events import Event
@@ -49,13 +51,6 @@ log = get_logger(__name__)
 
 BACKOFF_S = 1.0
 """Pause after a failed read (Redis restarting) before trying again."""
-LEAVE_LUA = """
-if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return 0 end
-redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
-return 1
-"""
-"""Remove consumer ARGV[2] from group ARGV[1] of stream KEYS[1] if nothing is pending for
-it (1), else leave it (0): one step, so no entry is dropped with the consumer."""
 
 
 class GroupReader:
@@ -80,7 +75,6 @@ class GroupReader:
         self._backlog = False
         self._finisher = Finisher(redis, consumer, settings, self._let_go)
         self._read_script = redis.register_script(READ_LUA)
-        self._leave_script = redis.register_script(LEAVE_LUA)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -325,9 +319,7 @@ class GroupReader:
         """XGROUP DELCONSUMER this consumer, unless entries are still pending for it."""
         consumer = self.consumer
         try:
-            left = await self._leave_script(
-                keys=[consumer.stream], args=[consumer.group, self.name]
-            )
+            left = await leave(self.redis, consumer.stream, consumer.group, self.name)
         except Exception as exc:  # Redis away: the name stays, as after a crash
             log.warning("leaving the group failed", stream=consumer.stream, error=str(exc))
             return

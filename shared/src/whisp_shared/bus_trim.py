@@ -8,6 +8,9 @@ given — and older than `stream_retention_s` (kept a while for `whisp dlq` and 
 Every consuming process runs one trimmer for the streams it reads; they agree, since the
 cut depends only on Redis's state, so running many is harmless.
 
+Each round also removes the consumer names of pods gone without a clean stop, once nothing
+is pending for them (`bus_members.forget_gone`).
+
 `stream_hard_maxlen` stays on XADD as the last guard of Redis's memory: a group that is gone
 for good (renamed, never started again) would otherwise pin its stream forever. The
 trimmer warns, and counts, while a stream is within 10 % of that cap with work unfinished.
@@ -23,6 +26,7 @@ from contextlib import suppress
 from prometheus_client import Counter
 from redis.asyncio import Redis
 
+from whisp_shared.bus_members import forget_gone
 from whisp_shared.config import BusSettings
 from whisp_shared.logs import get_logger
 
@@ -127,6 +131,7 @@ class Trimmer:
                     return
                 try:
                     await trim_stream(self._redis, stream, self._settings)
+                    await forget_gone(self._redis, stream, self._settings.gone_consumer_idle_s)
                 except Exception as exc:  # Redis away: the next round tries again
                     log.warning("trimming failed", stream=stream, error=str(exc))
             with suppress(TimeoutError):

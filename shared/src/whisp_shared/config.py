@@ -183,6 +183,10 @@ class BusSettings(SectionSettings):
     """Finished entries are kept this long (for `whisp dlq`, debugging), then trimmed."""
     trim_interval_s: float = Field(default=60.0, gt=0)
     """How often each consuming process trims the streams it reads."""
+    gone_consumer_idle_s: float = Field(default=3600.0, gt=0)
+    """A group's consumer idle this long with nothing pending is a pod gone without a clean
+    stop (killed, or its entries reclaimed by peers): the trimmer removes its name. A live
+    consumer's every read resets its idle time (and would add the name back)."""
     done_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
     """How long a processed `recording_id` is remembered for idempotency."""
     graceful_timeout_s: float = Field(default=30.0, ge=0)
