@@ -135,6 +135,8 @@ class User:
     token: str
     uploads: list[Upload] = field(default_factory=list)
     events: list[Received] = field(default_factory=list)
+    queued_events: int = 0
+    """Live `recording.queued` updates (a waiting clip's place in the queue): counted only."""
     connected: asyncio.Event = field(default_factory=asyncio.Event)
     status: int = 0
 
@@ -144,6 +146,9 @@ class User:
 
 
 KIND_OF_STATUS = {"processing": "stored", "done": "transcribed", "failed": "failed"}
+
+
+QUEUED = "recording.queued"
 
 
 def received(sse_id: str | None, event: str, payload: dict[str, Any]) -> Received:
@@ -167,7 +172,9 @@ async def listen(client: httpx.AsyncClient, user: User, changed: asyncio.Event) 
         data: list[str] = []
         async for line in response.aiter_lines():
             if line == "":
-                if data:
+                if data and event == QUEUED:
+                    user.queued_events += 1
+                elif data:
                     user.events.append(
                         received(sse_id, event or "message", json.loads("\n".join(data)))
                     )
@@ -408,6 +415,7 @@ async def test_100_users_upload_and_stream(tmp_path: Path) -> None:
             "transcription_failed": len(failures),
             "transcript_of_the_wrong_clip": len(wrong_text),
             "events_received": sum(len(u.events) for u in users.values()),
+            "queue_position_events": sum(u.queued_events for u in users.values()),
         },
         "latency_ms": {
             "upload_request": percentiles(upload_ms),
