@@ -34,8 +34,10 @@ class Stream:
         self.task = asyncio.create_task(self._read())
         self.pings = 0
         self.last_id: str | None = None
-        self.error: httpx.HTTPError | None = None
         """As EventSource keeps it: set by every `id:` field, with or without data."""
+        self.ids: list[str] = []
+        """Every `id:` field in the order it came."""
+        self.error: httpx.HTTPError | None = None
 
     async def _read(self) -> None:
         current = Message()
@@ -54,6 +56,7 @@ class Stream:
                     current.comments.append(value)
                 elif name == "id":
                     current.id = self.last_id = value
+                    self.ids.append(value)
                 elif name == "event":
                     current.event = value
                 elif name == "data":

@@ -188,11 +188,46 @@ async def test_a_client_that_cannot_keep_up_is_dropped_and_resumes(
                 with contextlib.suppress(EOFError):
                     while True:
                         first.append(await stream.next())
-            assert 0 < len(first) < total
-            async with sse.events(client, last_event_id=first[-1].id) as resumed:
+            # Some or none got through before the drop: either way the id it holds resumes.
+            assert len(first) < total and stream.last_id is not None
+            async with sse.events(client, last_event_id=stream.last_id) as resumed:
                 rest = await resumed.take(total - len(first), timeout=20)
                 await resumed.nothing_more(0.3)
     assert rids([*first, *rest]) == [f"r{n:03d}" for n in range(total)]
+
+
+async def test_dropped_before_its_first_event_a_fresh_connection_still_resumes(
+    gateway: GatewayFactory, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst bigger than the queue in one read drops a brand-new connection before it
+    has sent a single event: the id it was given on connecting is where it resumes."""
+    from whisp_gateway import hub
+
+    monkeypatch.setattr(hub, "QUEUE_SIZE", 4)
+    with gateway() as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            async with client.stream("GET", "/api/events") as response:
+                await connections(url, 1)
+                stream = sse.Stream(response)
+
+                async def started() -> bool:
+                    return stream.last_id is not None
+
+                await wait_for(started)
+                start = stream.last_id
+                # MULTI/EXEC: blocked readers wake after EXEC, so the hub reads all 12 at once.
+                async with redis.pipeline(transaction=True) as pipe:
+                    for n in range(12):
+                        burst = updated(transcribed(f"b{n:02d}", "burst", "local", segments=[]))
+                        pipe.xadd(USER_EVENTS, cast(Any, encode_entry(burst)))
+                    await pipe.execute()
+                with pytest.raises(EOFError):
+                    await stream.next()  # dropped, nothing sent
+            assert stream.last_id == start
+            async with sse.events(client, last_event_id=start) as resumed:
+                rest = await resumed.take(12, timeout=20)
+                await resumed.nothing_more(0.3)
+    assert rids(rest) == [f"b{n:02d}" for n in range(12)]
 
 
 async def test_resume_across_a_long_gap_of_other_users_events(

@@ -79,8 +79,15 @@ class Subscription(Listener[UserItem]):
     """Stored snapshots only (what `?wait=true` waits on)."""
 
 
+@dataclass(eq=False)
 class Connection(Listener[UserItem | LiveItem]):
-    """An SSE connection: stored snapshots and live-only events, in the order they came."""
+    """An SSE connection: stored snapshots and live-only events, in the order they came.
+
+    `after`: the stored-snapshot stream id the hub had routed when the connection joined:
+    every snapshot after it reaches this queue, none before it does — the exact point a
+    fresh connection resumes from if it is dropped before its first event."""
+
+    after: str = "0-0"
 
 
 class EventHub:
@@ -91,15 +98,18 @@ class EventHub:
         self._subs: dict[str, set[Subscription | Connection]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._running = False
+        self._positions: dict[str, str] = {}
+        """The read loop's positions, advanced in place (and routed) with no await between:
+        at any await, everything up to them has been routed and nothing after."""
 
     @property
     def connections(self) -> int:
         return sum(len(s) for s in self._subs.values())
 
     async def start(self) -> None:
-        positions = await self.tail.latest_ids()
+        self._positions = await self.tail.latest_ids()
         self._running = True
-        self._task = asyncio.create_task(self._run(positions))
+        self._task = asyncio.create_task(self._run(self._positions))
 
     def disconnect_all(self) -> None:
         """End every SSE stream now (the gateway is stopping): each browser reconnects, to
@@ -170,7 +180,7 @@ class EventHub:
     @asynccontextmanager
     async def connect(self, user_id: str) -> AsyncIterator[Connection]:
         """What an SSE connection sends from now on: snapshots and live-only events."""
-        conn = Connection(user_id)
+        conn = Connection(user_id, after=self._positions.get(USER_EVENTS, "0-0"))
         with self._listening(conn):
             yield conn
 

@@ -70,8 +70,13 @@ async def _stream(
     user_id: str, hub: EventHub, last_event_id: str | None
 ) -> AsyncIterator[ServerSentEvent]:
     async with hub.connect(user_id) as sub:
-        last = stream_id_key(last_event_id) if last_event_id else None
-        if last_event_id:
+        if not last_event_id:
+            # A fresh connection first names where it starts (an id without data): dropped
+            # before its first event, it still resumes from there instead of from nothing.
+            yield ServerSentEvent(id=sub.after)
+            last = stream_id_key(sub.after)
+        else:
+            last = stream_id_key(last_event_id)
             async for found, reached in hub.replay(user_id, last_event_id):
                 for item in found:
                     yield to_sse(item.event, item.entry_id)
@@ -85,5 +90,5 @@ async def _stream(
         while (live := await sub.queue.get()) is not None:
             if live.stream == LIVE:  # live-only: no id, never replayed
                 yield to_sse(live.event, None)
-            elif last is None or stream_id_key(live.entry_id) > last:
+            elif stream_id_key(live.entry_id) > last:
                 yield to_sse(live.event, live.entry_id)  # else already sent during replay
