@@ -272,7 +272,7 @@ def new_paths(after: dict[str, float], before: dict[str, float]) -> list[str]:
 
 # --- aggregation ------------------------------------------------------------------
 
-MEASURES = ("transcribe", "bare_decode", "bare_decode_plain", "engine_short", "stack")
+MEASURES = ("transcribe", "bare_decode", "engine_short", "stack")
 """Timed per clip in every round, back to back (see the bench's docstring)."""
 
 Sample = dict[str, Any]
@@ -320,7 +320,6 @@ def bucket_results(members: list[BenchClip], samples: Samples) -> dict[str, Any]
             "stack_over_engine_short": ratio(med["stack"], med["engine_short"]),
             "engine_short_over_transcribe": ratio(med["engine_short"], med["transcribe"]),
             "bare_decode_over_transcribe": ratio(med["bare_decode"], med["transcribe"]),
-            "bare_plain_over_bare_decode": ratio(med["bare_decode_plain"], med["bare_decode"]),
         },
         "overhead_ms": {
             "stack_minus_bare_decode": round(med["stack"] - med["bare_decode"], 1),
@@ -356,7 +355,6 @@ def accuracy(clips: list[BenchClip], samples: Samples) -> dict[str, Any]:
         "full": "transcribe",
         "short": "engine_short",
         "bare": "bare_decode",
-        "bare_plain": "bare_decode_plain",
         "stack": "stack",
     }
     per_clip: dict[str, Any] = {}
@@ -374,9 +372,7 @@ def accuracy(clips: list[BenchClip], samples: Samples) -> dict[str, Any]:
                 entry[name]["paths"] = sorted(
                     {p for s in samples[c.id][measure] for p in s["path"]}
                 )
-        for name in ("bare", "bare_plain"):
-            outcomes = {s["outcome"] for s in samples[c.id][names[name]]}
-            entry[name]["outcomes"] = sorted(outcomes)
+        entry["bare"]["outcomes"] = sorted({s["outcome"] for s in samples[c.id]["bare_decode"]})
         per_clip[c.id] = entry
     corpus = {
         name: round(corpus_wer((e["reference"], e[name]["text"]) for e in per_clip.values()), 4)
@@ -390,7 +386,6 @@ def accuracy(clips: list[BenchClip], samples: Samples) -> dict[str, Any]:
 MEASURE_LABELS = {
     "transcribe": "transcribe() (full 30-s path)",
     "bare_decode": "bare short-window decode",
-    "bare_decode_plain": "bare decode, no timestamp tokens",
     "engine_short": "engine, short path (RMS+VAD+decode)",
     "stack": "stack: /v1 upload → text",
     "browser": "browser: release → text (1 clip, Opus)",

@@ -10,8 +10,6 @@ Measures, per clip:
   clip (RMS gate, VAD, faster-whisper's own `WhisperModel.transcribe` with our guards).
 - bare_decode: `engine._short.decode(Speech.find(samples, True).samples, "en", None, False)`
   on a default engine; only the decode is timed (the VAD's time is recorded beside it).
-- bare_decode_plain: the same on the same model with `short_window.timestamps` off: what a
-  text-only pass (no timestamp tokens) would cost; the stack runs the default (timestamps).
 - engine_short: the default engine's `transcribe_sync` (RMS + VAD + short window, or the
   full path when a guard trips), the path counted from this process's metrics.
 - stack: `whisp up --workers 1` (every service as its own process; the local LLM is
@@ -157,8 +155,6 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> list[BenchClip]:
 class Engines:
     full: FasterWhisperEngine
     short: FasterWhisperEngine
-    plain: ShortWindowDecoder
-    """The short engine's own model with `short_window.timestamps` off (text only)."""
 
     @property
     def bare(self) -> ShortWindowDecoder:
@@ -175,10 +171,7 @@ def engines() -> Engines:
     short = FasterWhisperEngine(FasterWhisperSettings())
     full.load()
     short.load()
-    model = short._model
-    assert model is not None
-    plain = FasterWhisperSettings(short_window=ShortWindowSettings(timestamps=False))
-    return Engines(full, short, ShortWindowDecoder(model, plain))
+    return Engines(full, short)
 
 
 @dataclass
@@ -377,7 +370,6 @@ def test_short_window_against_transcribe_and_the_stack(
         runner: dict[str, Callable[[Clip], Sample]] = {
             "transcribe": partial(transcribe_once, engines),
             "bare_decode": partial(bare_once, engines.bare),
-            "bare_decode_plain": partial(bare_once, engines.plain),
             "engine_short": partial(engine_short_once, engines),
         }
         return runner[measure](loaded[clip.id])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,35 @@ def test_a_broken_section_does_not_stop_other_services(config_file) -> None:
     config_file("transcription:\n  no_such_key: 1\nweb:\n  port: 9200\n")
     assert GatewaySettings().port == 9200
     with pytest.raises(ValidationError, match="no_such_key"):
+        TranscriptionSettings()
+
+
+@pytest.mark.parametrize(
+    ("settings_cls", "yaml_text", "path"),
+    [
+        (
+            TranscriptionSettings,
+            "transcription:\n  faster_whisper:\n    short_window:\n      timestamps: false\n",
+            "faster_whisper.short_window.timestamps",
+        ),
+        (TranscriptionSettings, "transcription:\n  openai:\n    modle: x\n", "openai.modle"),
+        (GatewaySettings, "web:\n  quota:\n    seconds: 60\n", "quota.seconds"),
+        (AgentSettings, "agents:\n  local_llm:\n    n_thread: 2\n", "local_llm.n_thread"),
+    ],
+)
+def test_a_misspelt_nested_key_fails_with_its_path(
+    config_file, settings_cls: type, yaml_text: str, path: str
+) -> None:
+    """A typo one table down must not silently keep the default."""
+    config_file(yaml_text)
+    with pytest.raises(ValidationError, match=re.escape(path)):
+        settings_cls()
+
+
+def test_a_misspelt_nested_env_override_fails_too(config_file, monkeypatch) -> None:
+    config_file("")
+    monkeypatch.setenv("WHISP_TRANSCRIPTION__FASTER_WHISPER__BEAM", "5")
+    with pytest.raises(ValidationError, match=re.escape("faster_whisper.beam")):
         TranscriptionSettings()
 
 

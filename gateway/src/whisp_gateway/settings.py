@@ -3,18 +3,16 @@
 from pathlib import Path
 from typing import Annotated, ClassVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 
 from whisp_gateway.wyoming.settings import WyomingSettings
-from whisp_shared.config import ServiceSettings, service_token_field
+from whisp_shared.config import ConfigSection, ServiceSettings, service_token_field
 
 Seconds = Annotated[float, Field(ge=0)]
 
 
-class QuotaSettings(BaseModel):
+class QuotaSettings(ConfigSection):
     """`web.quota`: how many seconds of audio each user may send per UTC day (`quota.py`)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     audio_seconds_per_day: Seconds | None = None
     """Everyone's quota; None: unlimited (the default, so a desk install never meets it)."""

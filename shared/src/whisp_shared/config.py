@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -30,6 +30,14 @@ Mode = Literal["local", "production"]
 
 class ConfigError(ValueError):
     """The configuration cannot be used; the message says which key and why."""
+
+
+class ConfigSection(BaseModel):
+    """A table nested in a section (`transcription.faster_whisper`, `web.quota`, ...):
+    unknown keys are refused like the section's own, so a misspelt option fails the start
+    with its path instead of silently keeping the default."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def config_path() -> Path:

