@@ -206,7 +206,7 @@ async def upload(
     finally:
         item.accepted = time.monotonic()
     item.status = response.status_code
-    if response.status_code == 201:
+    if response.status_code == 202:
         item.recording_id = response.json()["recording_id"]
     else:
         item.error = response.text[:300]
@@ -327,7 +327,7 @@ async def test_100_users_upload_and_stream(tmp_path: Path) -> None:
 
     # --- what arrived -----------------------------------------------------------------------
     owner = {u.recording_id: u for u in all_uploads if u.recording_id}
-    failed_uploads = [u for u in all_uploads if u.status != 201]
+    failed_uploads = [u for u in all_uploads if u.status != 202]
     misdelivered: list[tuple[str, str]] = []
     duplicates: list[tuple[str, str]] = []
     lost_transcripts: list[str] = []
@@ -401,7 +401,7 @@ async def test_100_users_upload_and_stream(tmp_path: Path) -> None:
         },
         "uploads": {
             "sent": len(all_uploads),
-            "accepted_201": len(all_uploads) - len(failed_uploads),
+            "accepted_202": len(all_uploads) - len(failed_uploads),
             "failed": [(u.status, u.error) for u in failed_uploads][:10],
         },
         "delivery": {

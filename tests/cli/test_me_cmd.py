@@ -233,7 +233,7 @@ async def test_usage_shows_todays_audio_against_my_quota(
         async with signed_in(services.gateway, tokens, "alice", "carol") as (alice, carol):
             for person in (alice, carol):
                 sent = await person.client.post("/api/recordings", files=clip)
-                assert sent.status_code == 201, sent.text
+                assert sent.status_code == 202, sent.text
         today = datetime.now(UTC).date()
         mine, bobs, carols = together(
             *(lambda name=name: whisp(services.gateway, tokens[name], "usage")

@@ -248,7 +248,7 @@ def test_export_then_delete_everything_of_mine(
     upload = grace.post(
         "api/recordings", files={"file": ("clip.wav", clip.read_bytes(), "audio/wav")}
     )
-    assert upload.status_code == 201, upload.text
+    assert upload.status_code == 202, upload.text
     recording_id = upload.json()["recording_id"]
     page.locator(f"#history .item[data-recording-id='{recording_id}'][data-status=done]").wait_for(
         timeout=60_000

@@ -37,7 +37,7 @@ async def dictate(person: Signed, services: Stack, wav: bytes, n: int) -> list[s
         response = await person.client.post(
             "/api/recordings", files={"file": ("clip.wav", wav, "audio/wav")}
         )
-        assert response.status_code == 201, response.text
+        assert response.status_code == 202, response.text
         ids.append(response.json()["recording_id"])
     return ids
 

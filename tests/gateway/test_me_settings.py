@@ -251,7 +251,7 @@ async def test_uploads_carry_the_owners_settings_to_the_audio_service(
                     "replacements": [json.dumps({"spoken": "K8S", "written": "kube"})],
                 },
             )
-            assert first.status_code == 201, first.text
+            assert first.status_code == 202, first.text
             for bad in ("k8s=kube", json.dumps({"spoken": "x"}), json.dumps(["x", "y"])):
                 refused = await a.client.post(
                     "/api/recordings", files=files, data={"replacements": [bad]}
@@ -260,7 +260,7 @@ async def test_uploads_carry_the_owners_settings_to_the_audio_service(
             second = await a.client.post(
                 "/api/recordings", files=files, data={"language": "de", "agent_id": "helper"}
             )
-            assert second.status_code == 201, second.text
+            assert second.status_code == 202, second.text
             # /v1 (OpenAI's form): waits for a worker that is not running here (504), but
             # the recording went to the audio service with the same resolution.
             openai = await a.client.post(
@@ -268,7 +268,7 @@ async def test_uploads_carry_the_owners_settings_to_the_audio_service(
             )
             assert openai.status_code == 504, openai.text
             theirs = await b.client.post("/api/recordings", files=files)
-            assert theirs.status_code == 201
+            assert theirs.status_code == 202
         mine_1, mine_2, mine_3, bobs = await published_options(
             redis, (RECORDINGS, PRIORITY_RECORDINGS), 4
         )

@@ -1,6 +1,7 @@
 """An upload's place in the transcription queue, on the real gateway, audio service and
-Redis with no transcription worker running: the 201 answer says it, and the owner's event
-stream (only theirs) hears `recording.queued` while it waits and once a worker takes it."""
+Redis with no transcription worker running: the 202 answer says it (its `Location` answers
+"processing"), and the owner's event stream (only theirs) hears `recording.queued` while it
+waits and once a worker takes it."""
 
 from __future__ import annotations
 
@@ -49,8 +50,13 @@ async def test_uploads_hear_their_place_and_only_their_owner_does(
             async with sse.events(alice.client) as mine, sse.events(bob.client) as theirs:
                 await connections(services.gateway, 2)
                 answers = [await alice.client.post("/api/recordings", files=clip) for _ in "ab"]
-                assert [a.status_code for a in answers] == [201, 201], answers[-1].text
+                assert [a.status_code for a in answers] == [202, 202], answers[-1].text
                 first, second = (a.json() for a in answers)
+                where = answers[0].headers["Location"]
+                assert where == f"/api/transcripts/{first['recording_id']}"
+                waiting = (await alice.client.get(where)).json()
+                assert (waiting["status"], waiting["text"]) == ("processing", "")
+                assert (await bob.client.get(where)).status_code == 404
                 heard = await queued(mine, 2)
 
                 # A worker takes the first clip: the second moves up, the first is let go.

@@ -94,12 +94,12 @@ async def test_uploads_count_until_the_quota_then_429_with_retry_after_to_midnig
                 "resets_at": f"{midnight.isoformat()}T00:00:00Z",
             }
             first = await alice.post("/api/recordings", files=clip(one))
-            assert first.status_code == 201, first.text
+            assert first.status_code == 202, first.text
             assert first.json()["duration_s"] == pytest.approx(1.0)
             assert (await used(alice))["used_s"] == pytest.approx(1.0)
             # Under the quota anything is taken, even a clip that crosses it...
             crossing = await alice.post("/api/recordings", files=clip(long))
-            assert crossing.status_code == 201, crossing.text
+            assert crossing.status_code == 202, crossing.text
             usage = await used(alice)
             assert (usage["used_s"], usage["remaining_s"]) == (2.5, 0.0)
             # ...and the next one is refused, on both upload doors.
@@ -121,7 +121,7 @@ async def test_uploads_count_until_the_quota_then_429_with_retry_after_to_midnig
             assert (await used(alice))["used_s"] == 2.5  # refusals count nothing
 
             # Bob is on his own counter; /v1 counts too (accepted, then 504: no worker).
-            assert (await bob.post("/api/recordings", files=clip(one))).status_code == 201
+            assert (await bob.post("/api/recordings", files=clip(one))).status_code == 202
             late = await bob.post("/v1/audio/transcriptions", files=clip(one))
             assert late.status_code == 504, late.text
             assert (await used(bob))["remaining_s"] == 0.0
@@ -129,12 +129,12 @@ async def test_uploads_count_until_the_quota_then_429_with_retry_after_to_midnig
 
             # Carol's own quota is larger; dave's is none at all.
             for data in (three, one, one):
-                assert (await carol.post("/api/recordings", files=clip(data))).status_code == 201
+                assert (await carol.post("/api/recordings", files=clip(data))).status_code == 202
             over = await carol.post("/api/recordings", files=clip(one))
             assert over.status_code == 429
             assert quota_message("5", "5").fullmatch(over.json()["message"])
             for _ in range(3):
-                assert (await dave.post("/api/recordings", files=clip(three))).status_code == 201
+                assert (await dave.post("/api/recordings", files=clip(three))).status_code == 202
             usage = await used(dave)
             assert (usage["used_s"], usage["quota_s"], usage["remaining_s"]) == (9.0, None, None)
 
@@ -156,7 +156,7 @@ async def test_uploads_count_until_the_quota_then_429_with_retry_after_to_midnig
                 f"whisp:quota:{today}:{u.id}" for u in users[1:]
             )
             assert (await used(alice))["used_s"] == 0.0
-            assert (await alice.post("/api/recordings", files=clip(one))).status_code == 201
+            assert (await alice.post("/api/recordings", files=clip(one))).status_code == 202
             assert (await used(carol))["used_s"] == 5.0
 
 
@@ -258,7 +258,7 @@ async def test_without_a_quota_everything_is_accepted_and_still_counted(
         async with signed_in(services.gateway, tokens, "alice") as (alice,):
             for _ in range(4):
                 files = {"file": ("clip.wav", wav, "audio/wav")}
-                assert (await alice.client.post("/api/recordings", files=files)).status_code == 201
+                assert (await alice.client.post("/api/recordings", files=files)).status_code == 202
             usage = (await alice.client.get("/api/me/usage")).json()
     assert (usage["used_s"], usage["quota_s"], usage["remaining_s"]) == (8.0, None, None)
 

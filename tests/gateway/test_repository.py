@@ -26,6 +26,7 @@ from whisp_gateway.repository import SqlRepository
 from whisp_gateway.repository.models import TranscriptQuery
 from whisp_gateway.repository.tables import answers, transcripts, users
 from whisp_shared.events import Event
+from whisp_shared.options import AgentRoute
 from whisp_shared.views import Transcript
 
 
@@ -127,6 +128,34 @@ async def test_transcript_before_recording(repo: SqlRepository) -> None:
     assert late.text == "early bird"
     assert late.created_at == T0
     assert late.duration_s == early.duration_s  # the transcriber measured it
+
+
+async def test_an_accepted_upload_is_processing_until_its_events_fill_it_in(
+    repo: SqlRepository,
+) -> None:
+    """The gateway writes the row when it accepts an upload (its `Location` answers at
+    once); the recording's own event still wins on time, an outcome on everything else,
+    and neither user sees the other's."""
+    route = AgentRoute(agent_id="summarizer", session_id="s1")
+    await repo.accepted("alice", "r1", 2.5, route)
+    await repo.accepted("alice", "r1", 9.9, AgentRoute())  # a second note changes nothing
+    early = await repo.get("alice", "r1")
+    assert early is not None
+    assert (early.status, early.text, early.duration_s) == ("processing", "", 2.5)
+    assert (early.agent_id, early.session_id) == ("summarizer", "s1")
+    assert await repo.get("bob", "r1") is None
+
+    await repo.apply(recorded("r1", agent_id="summarizer", session_id="s1"))
+    await repo.apply(transcribed("r1", "noted early", agent_id="summarizer", session_id="s1"))
+    done = await repo.get("alice", "r1")
+    assert done is not None
+    assert (done.status, done.text, done.created_at) == ("done", "noted early", T0)
+
+    await repo.apply(transcribed("r2", "outran the gateway"))
+    await repo.accepted("alice", "r2", 1.0, AgentRoute())  # the outcome got there first
+    late = await repo.get("alice", "r2")
+    assert late is not None
+    assert (late.status, late.text) == ("done", "outran the gateway")
 
 
 async def test_applying_twice_changes_nothing(repo: SqlRepository) -> None:

@@ -9,7 +9,7 @@ keeps it away for `OUTAGE_S` while polling every service's `/readyz`, starts it 
 same port from the same folder, and waits until every service is ready again.
 
 Then:
-- every upload the gateway accepted (201) ends with exactly one `TranscriptReady` and one
+- every upload the gateway accepted (202) ends with exactly one `TranscriptReady` and one
   finished item in the history;
 - every refusal is HTTP 503 with `Retry-After` and the JSON error body (`code`, `message`,
   `retryable: true`), its code one of the stable codes for "try again";
@@ -96,7 +96,7 @@ class Load:
 
     def note(self, response: httpx.Response) -> None:
         with self.lock:
-            if response.status_code == 201:
+            if response.status_code == 202:
                 self.accepted.append(response.json()["recording_id"])
                 return
             try:

@@ -102,7 +102,7 @@ def test_sigkill_a_worker_mid_clip_every_recording_once(
                     response = http.post(
                         "/api/recordings", files={"file": (wav.name, wav.read_bytes(), "audio/wav")}
                     )
-                    assert response.status_code == 201, response.text
+                    assert response.status_code == 202, response.text
                     expected[response.json()["recording_id"]] = utterance.text
                 wait_until(lambda: bool(held_by_live_workers()), 30, "a worker taking a clip", 0.01)
                 delay = rng.uniform(*KILL_WINDOW_S)

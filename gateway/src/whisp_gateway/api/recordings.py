@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
 
 from whisp_gateway.api.deps import (
     AudioDep,
@@ -24,12 +25,16 @@ from whisp_gateway.clients import Submitted
 from whisp_gateway.errors import BadCursor, EmptyUpload, UploadTooLarge, not_in_history
 from whisp_gateway.export import MEDIA_TYPES, Format, render
 from whisp_gateway.queue_watch import QueueWatcher
+from whisp_gateway.repository import Repository
 from whisp_gateway.repository.models import TranscriptPage, TranscriptQuery, User
 from whisp_gateway.user_options import options_for
 from whisp_gateway.waiter import wait_for_transcript
+from whisp_shared.logs import get_logger
 from whisp_shared.options import RecordingForm, RecordingOptions
-from whisp_shared.queue import QueuePosition
+from whisp_shared.queue import QueuePosition, RecordingAccepted
 from whisp_shared.views import Status, Transcript
+
+log = get_logger(__name__)
 
 router = APIRouter(prefix="/api", tags=["transcripts"], responses=errors(*SIGNED_IN))
 
@@ -78,6 +83,22 @@ async def read_upload(file: UploadFile, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def note_accepted(
+    repo: Repository, user_id: str, accepted: RecordingAccepted, options: RecordingOptions
+) -> None:
+    """Its history row ("processing") at once, so `Location` answers from the first reply.
+    The audio is already accepted: a database away now must not refuse it (the client would
+    send it again); the projection writes the row when the recording's event arrives."""
+    try:
+        await repo.accepted(user_id, accepted.recording_id, accepted.duration_s, options.route())
+    except (DBAPIError, ConnectionRefusedError) as exc:
+        log.warning("history_row_deferred", recording_id=accepted.recording_id, error=str(exc))
+
+
+def transcript_location(recording_id: str) -> str:
+    return f"/api/transcripts/{recording_id}"
+
+
 async def submit_audio(
     user: User,
     file: UploadFile,
@@ -103,6 +124,7 @@ async def submit_audio(
     async with hub.subscribe(user.id) as sub:
         accepted = await audio.submit(user.id, data, name, content_type, options)
         await quota.add(user.id, accepted.duration_s)
+        await note_accepted(repo, user.id, accepted, options)
         place = await queue.accepted(user.id, accepted) if queue is not None else None
         result = SubmitResult(recording_id=accepted.recording_id, duration_s=accepted.duration_s)
         if not wait:
@@ -111,7 +133,22 @@ async def submit_audio(
     return result.model_copy(update={"transcript": transcript})
 
 
-@router.post("/recordings", status_code=201, responses=UPLOAD_REFUSALS)
+@router.post(
+    "/recordings",
+    status_code=202,
+    responses={
+        201: {
+            "model": SubmitResult,
+            "description": "With `?wait=true`: transcribed (or "
+            "failed); `transcript` says which. `Location`: the transcript",
+        },
+        202: {
+            "description": "Accepted and queued; `Location` is the transcript's address "
+            "(`processing` until a worker is done), `queue` where it waits"
+        },
+        **UPLOAD_REFUSALS,
+    },
+)
 async def create_recording(
     user: LimitedUser,
     settings: SettingsDep,
@@ -120,15 +157,21 @@ async def create_recording(
     repo: RepoDep,
     quota: QuotaDep,
     queue: QueueDep,
+    response: Response,
     file: Annotated[UploadFile, File(description="Audio: WAV, FLAC, MP3, OGG/Opus, WebM/Opus")],
     options: Annotated[RecordingForm, Form()],
     wait: Annotated[bool, Query(description="Block until the transcript is ready")] = False,
 ) -> SubmitResult:
     """Your vocabulary, replacements, audio policy and language (`/api/me/settings`) apply
     to every upload; form fields set here add to them (a `language` here wins). The answer
-    says where it waits for a transcription worker (`queue`); while it does, your event
-    stream (`/api/events`) gets `recording.queued` each time that changes."""
-    return await submit_audio(user, file, options, wait, settings, audio, hub, repo, quota, queue)
+    (202) says where it waits for a transcription worker (`queue`); while it does, your
+    event stream (`/api/events`) gets `recording.queued` each time that changes, and the
+    transcript's address (`Location`) answers with its state."""
+    result = await submit_audio(user, file, options, wait, settings, audio, hub, repo, quota, queue)
+    response.headers["Location"] = transcript_location(result.recording_id)
+    if wait:
+        response.status_code = 201
+    return result
 
 
 @router.get(

@@ -21,6 +21,7 @@ from whisp_shared.events import (
     TranscriptionFailed,
     TranscriptReady,
 )
+from whisp_shared.options import AgentRoute
 from whisp_shared.views import Answer, Transcript
 
 
@@ -85,6 +86,31 @@ class SqlProjection(Database):
                     )
                     .on_conflict_do_nothing(index_elements=["recording_id"])
                 )
+
+    async def accepted(
+        self, user_id: str, recording_id: str, duration_s: float | None, route: AgentRoute
+    ) -> None:
+        """The row an upload's `RecordingCompleted` will write, written at once when the
+        gateway accepts it, so the transcript's address answers ("processing") from the
+        moment the client is told it; the event's own facts win when it arrives, and an
+        outcome that got here first is left as it is."""
+        now = datetime.now(UTC)
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                self._insert(transcripts)
+                .values(
+                    recording_id=recording_id,
+                    user_id=user_id,
+                    status="processing",
+                    text="",
+                    segments=[],
+                    duration_s=duration_s,
+                    created_at=now,
+                    updated_at=now,
+                    **route.model_dump(),
+                )
+                .on_conflict_do_nothing(index_elements=["recording_id"])
+            )
 
     async def _upsert_outcome(
         self, conn: Any, event: TranscriptReady | TranscriptionFailed, now: datetime
