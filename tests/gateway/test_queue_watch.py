@@ -5,10 +5,12 @@ waits and once a worker takes it."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any, cast
 
 from redis.asyncio import Redis
+from sqlalchemy.exc import OperationalError
 
 from tests.gateway import sse
 from tests.gateway.conftest import GatewayFactory, add_users, signed_in
@@ -118,6 +120,35 @@ async def test_another_users_uploads_count_but_never_show(
     assert [e["recording_id"] for e in heard_by_bob] == [bobs["recording_id"]]
     assert heard_by_bob[0]["queue"]["ahead"] == 1  # ...as a number only
     assert alices["recording_id"] not in str(heard_by_bob)
+
+
+async def test_a_database_away_as_it_accepts_defers_the_row_not_the_upload(
+    gateway: GatewayFactory, bus_settings: BusSettings, sqlite_url: str, tmp_path: Path
+) -> None:
+    """The audio is already stored when the gateway notes the row: refusing then would
+    make the client send it twice. The recording's event writes the row instead."""
+    tokens = await add_users(sqlite_url, "alice")
+    clip = {"file": ("clip.wav", tone_wav(tmp_path / "clip.wav", 1.0), "audio/wav")}
+    with stack(gateway, bus_settings, tmp_path) as services:
+        repo = services.gateway.app.state.repo
+        refused: list[str] = []
+
+        async def away(user_id: str, recording_id: str, *_: object) -> None:
+            refused.append(recording_id)
+            raise OperationalError("INSERT INTO transcripts", {}, ConnectionError("gone"))
+
+        repo.accepted = away
+        async with signed_in(services.gateway, tokens, "alice") as (alice,):
+            answer = await alice.client.post("/api/recordings", files=clip)
+            assert answer.status_code == 202, answer.text
+            rid = answer.json()["recording_id"]
+            assert refused == [rid]
+            for _ in range(100):  # the projection's row, from RecordingCompleted
+                found = await alice.client.get(answer.headers["Location"])
+                if found.status_code == 200:
+                    break
+                await asyncio.sleep(0.05)
+            assert (found.status_code, found.json()["status"]) == (200, "processing")
 
 
 async def recording(bus: EventBus, rid: str) -> RecordingAccepted:
