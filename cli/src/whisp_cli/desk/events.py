@@ -13,6 +13,12 @@ transcript cannot slip past. Two more guards against losing an event:
 - Snapshots of a recording nobody watches yet are kept for a while: the transcript may
   arrive before the upload's answer has told us the recording id.
 
+`recording.queued` (where an upload waits for a transcription worker, and a last one with
+`queue: None` once a worker has it) is live-only, yet it goes the snapshots' way, into the
+recording's queue and kept while nobody watches it: the gateway places an upload a moment
+after accepting it, which can be before the upload's answer reaches us, and the turn
+that follows the recording is the one to show its place (`desk.turn`).
+
 Live-only events go to callbacks as they come and are not kept: `transcript.partial` (the
 words while a key is held) to `on_partial` (see `desk.live`), `answer.delta` (an agent's
 answer while it is written) to `on_answer`.
@@ -41,6 +47,8 @@ from whisp_shared.views import (
 )
 
 BUFFERED_RECORDINGS = 256
+Followed = Transcript | RecordingQueued
+"""What a watched recording's queue carries: its snapshots, and its place in the queue."""
 OnPartial = Callable[[TranscriptPartial], None]
 OnAnswer = Callable[[AnswerDelta], None]
 READ_TIMEOUT_S = 45.0  # the gateway pings every 15 s; three missed pings mean a dead link
@@ -84,8 +92,8 @@ class EventFeed:
         self._headers = {"Accept": "text/event-stream", **auth_headers(token)}
         self._last_id = f"{max(0, int((time.time() - backlog_s) * 1000))}-0"
         self._lock = threading.Lock()
-        self._watchers: dict[str, queue.Queue[Transcript]] = {}
-        self._early: OrderedDict[str, list[Transcript]] = OrderedDict()
+        self._watchers: dict[str, queue.Queue[Followed]] = {}
+        self._early: OrderedDict[str, list[Followed]] = OrderedDict()
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
@@ -112,12 +120,13 @@ class EventFeed:
             self.close()
             raise error
 
-    def watch(self, recording_id: str) -> queue.Queue[Transcript]:
-        """A queue of this recording's snapshots, including any that came before the call."""
+    def watch(self, recording_id: str) -> queue.Queue[Followed]:
+        """A queue of this recording's snapshots and places in the transcription queue, in
+        the order they came, including any that came before the call."""
         with self._lock:
-            found: queue.Queue[Transcript] = queue.Queue()
-            for snapshot in self._early.pop(recording_id, []):
-                found.put(snapshot)
+            found: queue.Queue[Followed] = queue.Queue()
+            for item in self._early.pop(recording_id, []):
+                found.put(item)
             self._watchers[recording_id] = found
             return found
 
@@ -193,13 +202,17 @@ class EventFeed:
                 on_answer(event)
             return
         if isinstance(event, RecordingQueued):
-            return  # the page shows the queue; the terminal's "transcribing…" says enough
-        snapshot = event.transcript
+            self._route(event.recording_id, event)
+        else:
+            self._route(event.transcript.recording_id, event.transcript)
+
+    def _route(self, recording_id: str, item: Followed) -> None:
+        """To the recording's watcher, or kept until one watches it (the oldest dropped)."""
         with self._lock:
-            watcher = self._watchers.get(snapshot.recording_id)
+            watcher = self._watchers.get(recording_id)
             if watcher is not None:
-                watcher.put(snapshot)
+                watcher.put(item)
                 return
-            self._early.setdefault(snapshot.recording_id, []).append(snapshot)
+            self._early.setdefault(recording_id, []).append(item)
             while len(self._early) > BUFFERED_RECORDINGS:
                 self._early.popitem(last=False)

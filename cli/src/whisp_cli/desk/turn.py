@@ -5,7 +5,8 @@ Sent means one of two ways. A press that streamed (`Turn.live`) is committed on 
 which names the recording; if the stream broke at any point, or the commit is not
 confirmed, the press's audio (all of it: the recorder kept it) is uploaded instead, with a
 notice. A press that did not stream is uploaded. Either way the recording is then followed
-through its snapshots on the event feed, the same for both.
+through its snapshots on the event feed, the same for both. While an upload waits for a
+transcription worker, the feed also says where (`Turn.queue`, in the UI's words `in_line`).
 
 A turn runs on a thread of its own, so the person can start the next recording while
 the last one is still being transcribed; the UI reads the turn's fields as they change.
@@ -20,13 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from whisp_cli.desk.events import EventFeed
+from whisp_cli.desk.events import EventFeed, Followed
 from whisp_cli.desk.gateway import GatewayClient, GatewayError
 from whisp_cli.desk.live import LivePress, PartialRouter, StreamBroken
 from whisp_recorder import Recording
 from whisp_recorder.convert import wav_bytes
 from whisp_shared.options import RecordingOptions
-from whisp_shared.views import Transcript
+from whisp_shared.queue import QueuePosition
+from whisp_shared.views import RecordingQueued, Transcript
 
 
 class Phase(StrEnum):
@@ -61,6 +63,10 @@ class Turn:
     """The recording went over the socket (False: it was uploaded)."""
     notice: str | None = None
     """Something the person should know about this turn that is not a failure."""
+    queue: QueuePosition | None = None
+    """Where the recording waits for a transcription worker, as the gateway last said
+    (None: not known to wait, or a worker has it): the UI shows it instead of a bare
+    "transcribing…", which would hide a long queue or one no worker reads."""
 
     def __post_init__(self) -> None:
         if self.live is not None and self.phase is Phase.UPLOADING:
@@ -91,6 +97,28 @@ class TurnDeps:
     audio is uploaded instead."""
     stream_url: str | None = None
     """The Realtime socket to stream presses to (None: upload every press)."""
+
+
+def in_line(place: QueuePosition) -> str:
+    """A place in the queue in a few words, the same in every UI: "3rd in line, ~8 s";
+    "at least" when more wait than were counted, "no worker running" when none reads it."""
+    nth = "next" if place.position == 1 else _ordinal(place.position)
+    words = f"{'at least ' if place.at_least else ''}{nth} in line"
+    if place.workers == 0:
+        return f"{words}, no worker running"
+    if place.eta_s is None:
+        return words
+    return f"{words}, {'over ' if place.at_least else '~'}{_seconds(place.eta_s)}"
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _seconds(seconds: float) -> str:
+    """An estimate's size, not its digits: "8 s", "2 min"."""
+    return f"{max(1, round(seconds))} s" if seconds < 90 else f"{round(seconds / 60)} min"
 
 
 def new_press(deps: TurnDeps) -> LivePress | None:
@@ -138,11 +166,13 @@ def _follow(turn: Turn, recording: Recording, deps: TurnDeps) -> None:
     turn.phase = Phase.TRANSCRIBING
     deps.on_change(turn)
 
-    transcript = _next(snapshots, _transcribed, deps.transcript_timeout_s)
+    transcript = _next(turn, deps, snapshots, _transcribed, deps.transcript_timeout_s)
     turn.mark("transcript")
     if transcript is None:
-        _fail(turn, f"no transcript after {deps.transcript_timeout_s:.0f} s (still queued?)")
+        where = f"still {in_line(turn.queue)}" if turn.queue else "still queued?"
+        _fail(turn, f"no transcript after {deps.transcript_timeout_s:.0f} s ({where})")
         return
+    turn.queue = None  # in case the gateway that placed it stopped before saying so
     if transcript.status == "failed":
         _fail(turn, f"transcription failed: {transcript.error_message} ({transcript.error_code})")
         return
@@ -156,7 +186,7 @@ def _follow(turn: Turn, recording: Recording, deps: TurnDeps) -> None:
     turn.phase = Phase.THINKING
     deps.on_change(turn)
 
-    answered = _next(snapshots, lambda t: t.settled, deps.agent_timeout_s)
+    answered = _next(turn, deps, snapshots, lambda t: t.settled, deps.agent_timeout_s)
     turn.mark("answer")
     if answered is None:
         _fail(turn, f"no answer from the agent after {deps.agent_timeout_s:.0f} s")
@@ -199,15 +229,23 @@ def _transcribed(transcript: Transcript) -> bool:
 
 
 def _next(
-    snapshots: queue.Queue[Transcript], ready: Callable[[Transcript], bool], timeout_s: float
+    turn: Turn,
+    deps: TurnDeps,
+    snapshots: queue.Queue[Followed],
+    ready: Callable[[Transcript], bool],
+    timeout_s: float,
 ) -> Transcript | None:
-    """The first snapshot that is `ready` within `timeout_s`; earlier ones are skipped."""
+    """The first snapshot that is `ready` within `timeout_s`; earlier ones are skipped.
+    Places in the queue met on the way go to `turn.queue` (on this thread, its writer)."""
     deadline = time.monotonic() + timeout_s
     while (left := deadline - time.monotonic()) > 0:
         try:
-            snapshot = snapshots.get(timeout=left)
+            item = snapshots.get(timeout=left)
         except queue.Empty:
             return None
-        if ready(snapshot):
-            return snapshot
+        if isinstance(item, RecordingQueued):
+            turn.queue = item.queue
+            deps.on_change(turn)
+        elif ready(item):
+            return item
     return None

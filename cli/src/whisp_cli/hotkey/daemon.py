@@ -6,7 +6,9 @@ owns the recorder; while the chord is held the press streams on threads of its o
 each turn commits (or uploads) and waits on its own thread and delivers its result from
 there. Output is one plain line per happening, so it reads well in a terminal and in a
 log file alike (Rich would wrap long transcripts at 80 columns when stdout is not a
-terminal): while a press streams, a `hearing:` line each time its words change.
+terminal): while a press streams, a `hearing:` line each time its words change; for a
+recording that waits behind others, a `queued:` line when its place is first known and one
+more when a worker takes it (not one per move: a log should not fill with countdowns).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Literal, TextIO
 from whisp_cli.desk.capture import Capture
 from whisp_cli.desk.live import LivePress
 from whisp_cli.desk.ptt import Command, PushToTalk
-from whisp_cli.desk.turn import Phase, Turn, TurnDeps, new_press, start_turn
+from whisp_cli.desk.turn import Phase, Turn, TurnDeps, in_line, new_press, start_turn
 from whisp_cli.hotkey.deliver import Delivery
 from whisp_cli.hotkey.listener import ChordListener, KeyEdge
 from whisp_cli.hotkey.tray import State, Tray
@@ -195,6 +197,7 @@ class HotkeyDaemon:
 
     def _turn_changed(self, turn: Turn) -> None:
         """On the turn's thread: deliver each part once, as soon as it exists."""
+        self._say_queue(turn)
         if turn.transcript is not None and self._first(turn, "transcript"):
             self._deliver_transcript(turn)
         if turn.answer is not None and self._first(turn, "answer"):
@@ -209,6 +212,20 @@ class HotkeyDaemon:
             self._write_timings(turn)
             if not self.capture.recording and all(t.done.is_set() for t in self.turns):
                 self._show("idle")
+
+    def _say_queue(self, turn: Turn) -> None:
+        """Its first known place, if others wait ahead; then, once, that a worker took it."""
+        if turn.queue is not None:
+            if self._first(turn, "placed") and turn.queue.ahead:
+                self._announced.add((turn.number, "queued"))
+                self.out.line(f"queued: {in_line(turn.queue)}")
+        elif (
+            turn.transcript is None
+            and not turn.finished
+            and (turn.number, "queued") in self._announced
+            and self._first(turn, "taken")
+        ):
+            self.out.line("a worker took it; transcribing…")
 
     def _first(self, turn: Turn, part: str) -> bool:
         key = (turn.number, part)

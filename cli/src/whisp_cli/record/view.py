@@ -1,7 +1,8 @@
 """What `whisp record` draws: a live status line (state, level meter, elapsed time), the
 words heard so far while SPACE is held (settled ones plain, tentative ones dim), a spinner
-per turn still in flight (with its words, when it streamed, and the agent's answer as it
-is written, ending in a ▍), and each finished turn printed once, for good, above.
+per turn still in flight (with its words, when it streamed, its place in the transcription
+queue while it waits there, and the agent's answer as it is written, ending in a ▍), and
+each finished turn printed once, for good, above.
 
 Pure functions of the data, so the loop decides when to redraw and tests can render.
 """
@@ -16,7 +17,7 @@ from rich.spinner import Spinner
 from rich.text import Text
 
 from whisp_cli.desk.live import Words
-from whisp_cli.desk.turn import Phase, Turn
+from whisp_cli.desk.turn import Phase, Turn, in_line
 from whisp_cli.record.answers import AnswerSoFar
 
 METER_WIDTH = 24
@@ -95,14 +96,19 @@ def hearing_line(words: Words | None) -> Text | None:
     return words_text(words, "  » ")
 
 
+def doing(turn: Turn) -> str:
+    """What a turn in flight is doing: its phase, or while it waits its place in the queue."""
+    now = f"queued: {in_line(turn.queue)}" if turn.queue is not None else f"{turn.phase}…"
+    return f"#{turn.number} {now} ({turn.duration_s:.1f} s of audio)"
+
+
 def pending_line(turn: Turn, answer: AnswerSoFar | None = None) -> RenderableType:
-    what = f"#{turn.number} {turn.phase}… ({turn.duration_s:.1f} s of audio)"
     if turn.phase is Phase.THINKING and turn.transcript:
         if answer is not None:
             return Group(you_said(turn), answer_text(answer.agent_id, answer.text, writing=True))
         return Group(you_said(turn), Spinner("dots", text=Text(f"   {turn.agent_id} is thinking…")))
     words = turn.live.words() if turn.live is not None else None
-    line = words_text(words, f"#{turn.number} ") if words else Text(what)
+    line = words_text(words, f"#{turn.number} ") if words else Text(doing(turn))
     spinner = Spinner("dots", text=line)
     if turn.notice:
         return Group(spinner, Text(f"   {turn.notice}", style="yellow"))
