@@ -45,10 +45,10 @@ async def take(redis: Redis, lane: Lane, count: int) -> None:
     await redis.xreadgroup(TRANSCRIBERS_GROUP, "worker-1", {stream: ">"}, count=count)
 
 
-async def ready(redis: Redis, audio_s: float, processing_s: float) -> None:
+async def ready(redis: Redis, audio_s: float, processing_s: float, live: bool = False) -> None:
     event = TranscriptReady(recording_id="done", user_id="alice", text="hi", engine="test",
                             model="none", audio_duration_s=audio_s, processing_s=processing_s,
-                            real_time_factor=processing_s / audio_s)  # fmt: skip
+                            real_time_factor=processing_s / audio_s, live=live)  # fmt: skip
     await record_processing(redis, event)
 
 
@@ -177,3 +177,13 @@ async def test_the_rolling_record_keeps_the_last_samples(redis: Redis) -> None:
     assert await redis.llen(PROCESSING_KEY) == PROCESSING_SAMPLES
     snapshot = await read_queue(redis, [], active_ms=ACTIVE_MS)
     assert snapshot.rate == pytest.approx(0.25)
+
+
+async def test_live_transcripts_do_not_make_uploads_look_quick(redis: Redis) -> None:
+    """A streamed press is final moments after its release: no lane's rate."""
+    await ready(redis, 10.0, 5.0)
+    for _ in range(20):
+        await ready(redis, 5.0, 0.05, live=True)
+    snapshot = await read_queue(redis, [], active_ms=ACTIVE_MS)
+    assert snapshot.rate == pytest.approx(0.5)
+    assert await redis.llen(PROCESSING_KEY) == 1

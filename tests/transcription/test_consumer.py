@@ -40,6 +40,7 @@ async def test_transcript_carries_the_recordings_identity_and_agent_route(
         await wait_for(arrived, timeout=30)
     [event] = await stream_events(redis, TRANSCRIPTS)
     assert isinstance(event, TranscriptReady)
+    assert not event.live
     assert (event.recording_id, event.user_id, event.trace_id) == (
         "routed",
         "dana",

@@ -137,6 +137,7 @@ async def test_live_audio_gives_growing_partials_and_one_final(
     [final] = await results(redis, rid)
     assert isinstance(final, TranscriptReady), final
     assert (final.user_id, final.trace_id, final.agent_id) == ("dana", started.trace_id, "notes")
+    assert final.live  # queue estimates leave it out
     assert final.audio_duration_s == pytest.approx(len(audio) / 16_000, abs=0.01)
     batch = tiny_engine.transcribe_sync(Clip(audio, b"", "audio/pcm"), TranscribeOptions())
     assert word_error_rate(batch.text, final.text) <= 0.2

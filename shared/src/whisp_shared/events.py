@@ -107,6 +107,9 @@ class TranscriptReady(EventBase, AgentRoute):
     audio_duration_s: float = Field(ge=0)
     processing_s: float = Field(ge=0)
     real_time_factor: float = Field(ge=0)
+    live: bool = False
+    """Decoded while it was spoken (a live recording): `processing_s` is the wait after the
+    release, not a pass over the audio, so queue estimates leave it out."""
 
 
 class TranscriptionFailed(EventBase, FailureFields):

@@ -57,7 +57,11 @@ class _Waiting(BaseModel):
 
 
 async def record_processing(redis: Redis, ready: TranscriptReady) -> None:
-    """Add one transcript's times to the rolling record (and drop the oldest)."""
+    """Add one transcript's times to the rolling record (and drop the oldest). A live
+    recording's are left out: it never waited in a lane, and its few milliseconds after
+    the release would make every upload's estimate look short."""
+    if ready.live:
+        return
     sample = ProcessingSample(audio_s=ready.audio_duration_s, processing_s=ready.processing_s)
     async with redis.pipeline(transaction=True) as pipe:
         pipe.lpush(PROCESSING_KEY, sample.model_dump_json())

@@ -174,13 +174,14 @@ def transcript_ready(
     route, the engine's result with the owner's replacements (`raw_text`: the result as
     heard, when they changed it), and the time it took (counted and logged)."""
     rtf = elapsed_s / duration_s if duration_s else 0.0
+    live = isinstance(event, LiveRecordingStarted)
     metrics.CLIPS.labels(engine.name, engine.model_name).inc()
     metrics.PROCESSING_SECONDS.observe(elapsed_s)
     metrics.REAL_TIME_FACTOR.observe(rtf)
     metrics.AUDIO_SECONDS.inc(duration_s)
     log.info(
         "transcribed",
-        live=isinstance(event, LiveRecordingStarted),
+        live=live,
         audio_s=round(duration_s, 2),
         seconds=round(elapsed_s, 3),
         rtf=round(rtf, 3),
@@ -200,6 +201,7 @@ def transcript_ready(
         audio_duration_s=round(duration_s, 3),
         processing_s=round(elapsed_s, 4),
         real_time_factor=round(rtf, 4),
+        live=live,
     )
 
 
