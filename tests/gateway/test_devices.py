@@ -280,6 +280,31 @@ async def test_start_is_rate_limited_and_counted_against_the_daily_quota(
             assert (await bob.client.get(MIC)).status_code == 200  # status is not limited
 
 
+async def test_a_recording_that_stops_itself_counts_though_nobody_stops_it(
+    gateway: GatewayFactory, bus_settings: BusSettings, redis: Redis, sqlite_url: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """At its maximum length the audio service stores and queues it on its own: the quota
+    learns of it from the bus, once, and a late stop does not count it again."""
+    tokens = await add_users(sqlite_url, "alice")
+    with device_stack(gateway, bus_settings, tmp_path, devices_enabled=True) as services:
+        async with signed_in(services.gateway, tokens, "alice") as (alice,):
+            started = await alice.client.post(MIC, json={"max_duration_s": 0.8})
+            assert started.status_code == 201, started.text
+            (stored,) = await published(redis, 1)
+            assert stored.duration_s
+
+            async def counted() -> bool:
+                usage = (await alice.client.get("/api/me/usage")).json()
+                return bool(usage["used_s"])
+
+            await wait_for(counted)
+            late = await alice.client.post(f"{MIC}/stop")
+            assert late.json()["recording_id"] == stored.recording_id
+            usage = (await alice.client.get("/api/me/usage")).json()
+    assert usage["used_s"] == pytest.approx(stored.duration_s, abs=0.01)
+
+
 ROUTES = [
     ("GET", "/api/devices"),
     ("POST", MIC),

@@ -55,6 +55,10 @@ def quota_message(used: str, limit: str) -> re.Pattern[str]:
     )
 
 
+KEYS = ("", ":counted")
+"""A user's keys of a day: the seconds, and the recording ids already counted."""
+
+
 async def quota_keys(redis: Redis) -> dict[str, int]:
     """Every quota counter in Redis, with its TTL."""
     return {k.decode(): await redis.ttl(k) async for k in redis.scan_iter(match="whisp:quota:*")}
@@ -141,10 +145,15 @@ async def test_uploads_count_until_the_quota_then_429_with_retry_after_to_midnig
             refused_after = sample((await alice.get("/metrics")).text, REFUSALS)
             assert refused_after == refused_before + 4
 
-            # One counter per user for today, expiring a little after the day ends.
+            # One counter per user for today, and the ids it counted (each recording once,
+            # whether the request or the bus reports it first), expiring after the day.
             keys = await quota_keys(redis)
             today = datetime.now(UTC).date().isoformat()
-            assert sorted(keys) == sorted(f"whisp:quota:{today}:{u.id}" for u in users)
+
+            def day_keys(of: list[Any]) -> list[str]:
+                return sorted(f"whisp:quota:{today}:{u.id}{end}" for u in of for end in KEYS)
+
+            assert sorted(keys) == day_keys(users)
             for ttl in keys.values():
                 assert to_midnight() - 2 <= ttl <= to_midnight() + GRACE_S + 1
 
@@ -152,9 +161,7 @@ async def test_uploads_count_until_the_quota_then_429_with_retry_after_to_midnig
             gone = await alice.delete("/api/me/data", params={"confirm": "alice"})
             assert gone.status_code == 200, gone.text
             assert gone.json()["redis"]["keys"] >= 1
-            assert sorted(await quota_keys(redis)) == sorted(
-                f"whisp:quota:{today}:{u.id}" for u in users[1:]
-            )
+            assert sorted(await quota_keys(redis)) == day_keys(users[1:])
             assert (await used(alice))["used_s"] == 0.0
             assert (await alice.post("/api/recordings", files=clip(one))).status_code == 202
             assert (await used(carol))["used_s"] == 5.0

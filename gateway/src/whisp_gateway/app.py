@@ -52,7 +52,7 @@ def create_app(
     repo = repo or open_repository(settings.database_url)
     limit = Limit.parse(settings.rate_limit, settings.rate_burst)
     token = settings.service_token.get_secret_value() if settings.service_token else None
-    for consumer in snapshot_consumers(repo, bus):
+    for consumer in snapshot_consumers(repo, bus, settings.quota):
         bus.consume(consumer)
 
     @asynccontextmanager

@@ -10,6 +10,9 @@ is never left waiting on a database problem.
 
 Each `TranscriptReady` also goes into the rolling record of processing times that queue
 estimates read (`whisp_shared.queue_position`): this group sees every one exactly once.
+Each `RecordingCompleted` counts against its owner's daily audio quota, once by its id: an
+upload or a stopped device recording was counted as it was answered, but a device recording
+that stopped itself at its maximum length had no request to count it.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from whisp_gateway import metrics
+from whisp_gateway.quota import Quota
 from whisp_gateway.repository import Repository
 from whisp_gateway.repository.projection import snapshot_of
+from whisp_gateway.settings import QuotaSettings
 from whisp_shared.bus import Consumer, EventBus
-from whisp_shared.events import Event, FailureFields, TranscriptReady
+from whisp_shared.events import Event, FailureFields, RecordingCompleted, TranscriptReady
 from whisp_shared.queue_position import record_processing
 from whisp_shared.streams import (
     GATEWAY_GROUP,
@@ -44,11 +49,13 @@ def _updated(event: Event, transcript: Transcript) -> TranscriptUpdated:
     )
 
 
-def snapshot_consumers(repo: Repository, bus: EventBus) -> list[Consumer]:
+def snapshot_consumers(repo: Repository, bus: EventBus, quota: QuotaSettings) -> list[Consumer]:
     async def store(event: Event) -> TranscriptUpdated | None:
         await repo.apply(event)
         if isinstance(event, TranscriptReady):
             await record_processing(bus.redis, event)
+        elif isinstance(event, RecordingCompleted) and event.duration_s:
+            await Quota(bus.redis, quota).add(event.user_id, event.duration_s, event.recording_id)
         stored = await repo.get(event.user_id, event.recording_id)
         # None: the owner deleted it meanwhile, or the event names another user's recording.
         return _updated(event, stored) if stored is not None else None

@@ -123,7 +123,7 @@ async def submit_audio(
     options = await options_for(repo, user.id, options)
     async with hub.subscribe(user.id) as sub:
         accepted = await audio.submit(user.id, data, name, content_type, options)
-        await quota.add(user.id, accepted.duration_s)
+        await quota.add(user.id, accepted.duration_s, accepted.recording_id)
         await note_accepted(repo, user.id, accepted, options)
         place = await queue.accepted(user.id, accepted) if queue is not None else None
         result = SubmitResult(recording_id=accepted.recording_id, duration_s=accepted.duration_s)
