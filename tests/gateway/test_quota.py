@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from tests.gateway.services import stack, tone_wav
 from tests.gateway.test_metrics import sample
 from whisp_cli.desk.gateway import error_from
 from whisp_cli.redis_server import free_port
-from whisp_gateway.quota import GRACE_S, refusal
+from whisp_gateway.quota import GRACE_S, Quota, refusal
 from whisp_gateway.settings import GatewaySettings, QuotaSettings
 from whisp_shared.config import BusSettings
 from whisp_shared.streams import LIVE_RECORDINGS
@@ -268,6 +268,23 @@ async def test_without_a_quota_everything_is_accepted_and_still_counted(
                 assert (await alice.client.post("/api/recordings", files=files)).status_code == 202
             usage = (await alice.client.get("/api/me/usage")).json()
     assert (usage["used_s"], usage["quota_s"], usage["remaining_s"]) == (8.0, None, None)
+
+
+async def test_a_recording_counts_once_on_its_own_day_though_reported_after_midnight(
+    redis: Redis,
+) -> None:
+    """The upload counts it as it is answered; the bus reports it again, maybe after
+    midnight (a backlog): found on the day it was counted, not counted on the next."""
+    # Today's (the keys expire an hour after the day ends: a fixed date would be gone).
+    late_evening = datetime.combine(datetime.now(UTC).date(), time(23, 59, 59, 500_000), UTC)
+    clock = [late_evening]
+    quota = Quota(redis, QuotaSettings(), clock=lambda: clock[0])
+    assert await quota.add("alice", 2.0, "r1") == 2.0
+    clock[0] = late_evening + timedelta(seconds=1)  # the next UTC day
+    assert await quota.add("alice", 2.0, "r1", at=late_evening) == 2.0
+    assert await quota.used("alice") == 0.0
+    assert await quota.used("alice", late_evening) == 2.0
+    assert await quota.add("alice", 1.0, "r2") == 1.0  # today's own recording still counts
 
 
 def test_the_refusal_says_what_was_used_and_waits_to_the_next_utc_midnight() -> None:

@@ -55,7 +55,9 @@ def snapshot_consumers(repo: Repository, bus: EventBus, quota: QuotaSettings) ->
         if isinstance(event, TranscriptReady):
             await record_processing(bus.redis, event)
         elif isinstance(event, RecordingCompleted) and event.duration_s:
-            await Quota(bus.redis, quota).add(event.user_id, event.duration_s, event.recording_id)
+            await Quota(bus.redis, quota).add(
+                event.user_id, event.duration_s, event.recording_id, at=event.created_at
+            )
         stored = await repo.get(event.user_id, event.recording_id)
         # None: the owner deleted it meanwhile, or the event names another user's recording.
         return _updated(event, stored) if stored is not None else None

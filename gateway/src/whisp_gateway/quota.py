@@ -110,11 +110,19 @@ class Quota:
         """The recording ids already counted that day (`add` with an id counts each once)."""
         return f"{self.key(user_id, day)}:counted"
 
-    async def add(self, user_id: str, seconds: float, recording_id: str | None = None) -> float:
-        """Count `seconds` of accepted audio on today's counter; the day's total so far.
-        With `recording_id`, a recording is counted once however often it is reported (a
-        device recording's stop answers again with what it already published)."""
-        now = self.clock()
+    async def add(
+        self,
+        user_id: str,
+        seconds: float,
+        recording_id: str | None = None,
+        at: datetime | None = None,
+    ) -> float:
+        """Count `seconds` of accepted audio on the counter of `at`'s UTC day (default:
+        now); that day's total so far. With `recording_id`, a recording is counted once
+        however often it is reported (a device recording's stop answers again with what it
+        already published; the bus reports every recording, at its own time `at`, so one
+        read after midnight is still found on the day it was counted)."""
+        now = at or self.clock()
         if seconds <= 0:
             return await self.used(user_id, now)
         day = now.astimezone(UTC).date()
